@@ -1,0 +1,4 @@
+"""Datasets, transforms and samplers."""
+from pavdit.data.teacher_dataset import TeacherRegressionDataset
+
+__all__ = ['TeacherRegressionDataset']

@@ -1,0 +1,5 @@
+"""Training plumbing on top of mmengine: checkpoint compatibility, launch helpers, hooks."""
+from pavdit.engine import compat  # noqa: F401  (first: the allow-list must exist before loads)
+from pavdit.engine.distributed import init_cpu_distributed
+
+__all__ = ['compat', 'init_cpu_distributed']

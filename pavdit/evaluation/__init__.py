@@ -1,0 +1,1 @@
+"""Metrics (registered in ``METRICS``) and feature networks for evaluation."""
