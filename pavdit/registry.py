@@ -64,3 +64,7 @@ LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope
 ATTENTION_KERNELS = Registry('attention kernel',
                              locations=['pavdit.models.layers.attention_kernels'])
 DIFFUSION_SCHEDULERS = Registry('diffusion scheduler', locations=['pavdit.diffusion'])
+
+# Kernels are plain functions that users pick by name; fill their registry now so that listing it
+# (``sorted(ATTENTION_KERNELS.module_dict)``) shows them without a build first.
+ATTENTION_KERNELS.import_from_location()

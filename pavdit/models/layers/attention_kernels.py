@@ -28,7 +28,8 @@ FLASH_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                  mask: Optional[torch.Tensor]) -> None:
+                  mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """Validate shapes; return the mask with leading singleton dims up to 4-D (or None)."""
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(f'attention expects q, k, v shaped (B, H, N, D); got {tuple(q.shape)}, '
                          f'{tuple(k.shape)}, {tuple(v.shape)}')
@@ -37,13 +38,16 @@ def _check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                          f'v {tuple(v.shape)} (need q (B, H, Nq, D), k = v (B, H, Nk, D))')
     if mask is not None and mask.dtype != torch.bool:
         raise TypeError(f'attention mask must be boolean (True = attend), got {mask.dtype}')
+    if mask is not None and mask.dim() < 4:
+        mask = mask.reshape((1,) * (4 - mask.dim()) + tuple(mask.shape))
+    return mask
 
 
 @ATTENTION_KERNELS.register_module(name='math')
 def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                    mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Reference kernel: scores and softmax in fp32, whatever the input dtype."""
-    _check_inputs(q, k, v, mask)
+    mask = _check_inputs(q, k, v, mask)
     scale = q.shape[-1] ** -0.5
     scores = torch.matmul(q.float() * scale, k.float().transpose(-2, -1))
     if mask is not None:
@@ -59,7 +63,7 @@ def math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 def sdpa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                    mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """torch's fused scaled-dot-product attention."""
-    _check_inputs(q, k, v, mask)
+    mask = _check_inputs(q, k, v, mask)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
 

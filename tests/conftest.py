@@ -1,0 +1,28 @@
+"""Shared test fixtures."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    yield
+
+
+def run_tool(*args: str, cwd: Path = REPO_ROOT, timeout: float = 600, env: dict = None
+             ) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` from the repository root the way a user would; fail with its output."""
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise AssertionError(f'{" ".join(args)} exited {proc.returncode}\n'
+                             f'--- stdout ---\n{proc.stdout[-4000:]}\n'
+                             f'--- stderr ---\n{proc.stderr[-4000:]}')
+    return proc

@@ -1,0 +1,87 @@
+"""Safe, atomic checkpoints and exact resume with torch 2.11 + mmengine 0.10.7."""
+import os
+import pickle
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from pavdit.engine import compat
+from pavdit.engine.compat import UnsafeCheckpointError, load_checkpoint_file
+from tests.conftest import REPO_ROOT
+
+TINY = REPO_ROOT / 'configs/toy/tiny_attention_regressor.py'
+
+
+def _train(work_dir, max_iters, resume=False, name='run'):
+    cfg = Config.fromfile(TINY)
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = f'{name}_{max_iters}_{resume}'
+    cfg.train_cfg.max_iters = max_iters
+    cfg.default_hooks.checkpoint.interval = 3
+    cfg.default_hooks.logger.interval = 1
+    cfg.resume = resume
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = _train(tmp_path / 'straight', 6, name='straight')
+    _train(tmp_path / 'split', 3, name='split')
+    checkpoint = load_checkpoint_file(tmp_path / 'split' / 'iter_3.pth')
+    assert checkpoint['meta']['iter'] == 3 and 'optimizer' in checkpoint
+    resumed = _train(tmp_path / 'split', 6, resume=True, name='split')
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    # And the run really trained: parameters moved from the 3-iteration checkpoint.
+    assert not torch.equal(checkpoint['state_dict']['head.weight'], resumed['head.weight'])
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ('echo pwned > /dev/null',))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path):
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'payload': _RunsCode()}, path)
+    with pytest.raises(UnsafeCheckpointError, match='evil.pth'):
+        load_checkpoint_file(path)
+    # The plain-pickle form (not a torch zip file) is refused too.
+    raw = tmp_path / 'raw.pth'
+    raw.write_bytes(pickle.dumps(_RunsCode()))
+    with pytest.raises(UnsafeCheckpointError, match='raw.pth'):
+        load_checkpoint_file(raw)
+
+
+def test_mmengine_loader_goes_through_the_safe_loader(tmp_path):
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = tmp_path / 'evil.pth'
+    torch.save({'payload': _RunsCode()}, path)
+    with pytest.raises(UnsafeCheckpointError):
+        _load_checkpoint(str(path), map_location='cpu')
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        _load_checkpoint(str(tmp_path / 'missing.pth'))
+
+
+def test_getattr_is_not_on_the_allow_list():
+    allowed = torch.serialization.get_safe_globals()
+    assert getattr not in allowed and all(g is not getattr for g in compat.SAFE_GLOBALS)
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    backend = compat.AtomicLocalBackend()
+    target = tmp_path / 'latest.pth'
+    backend.put(b'good checkpoint', target)
+
+    def crash(*args):
+        raise KeyboardInterrupt('killed during save')
+
+    monkeypatch.setattr(compat.os, 'replace', crash)
+    with pytest.raises(KeyboardInterrupt):
+        backend.put(b'half-written', target)
+    assert target.read_bytes() == b'good checkpoint'
+    assert [p.name for p in tmp_path.iterdir()] == ['latest.pth']  # no temp file left behind

@@ -1,0 +1,48 @@
+"""The README main job: run what pavdit has end to end on a CPU and summarise it.
+
+    python tools/demo.py [--work-dir work_dirs/demo]
+
+Today: trains the tiny attention regressor through the shared Runner (registry build, attention
+kernel layer, atomic checkpoints), resumes it from its mid-run checkpoint to prove resume, and
+writes a loss-curve PNG and a summary.
+"""
+import argparse
+import os.path as osp
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout too
+
+from tools import train  # noqa: E402
+
+from pavdit.engine.loss_curves import plot_loss_curves, read_scalars  # noqa: E402
+
+TINY_CONFIG = 'configs/toy/tiny_attention_regressor.py'
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description='pavdit end-to-end demo on the CPU.')
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    args = parser.parse_args(argv)
+    start = time.time()
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    config = osp.join(root, TINY_CONFIG)
+    work_dir = osp.join(args.work_dir, 'tiny_regressor')
+
+    # Train half, then resume to the end: the curve must continue where it stopped.
+    train.main([config, '--work-dir', work_dir, '--cfg-options', 'train_cfg.max_iters=100'])
+    train.main([config, '--work-dir', work_dir, '--resume',
+                '--cfg-options', 'train_cfg.max_iters=200'])
+
+    curve = plot_loss_curves(work_dir, osp.join(args.work_dir, 'loss_curves.png'))
+    losses = read_scalars(work_dir)['loss']
+    print('\n=== pavdit demo summary ===')
+    print(f'tiny regressor: loss {losses[0][1]:.4f} at iter {losses[0][0]} -> '
+          f'{losses[-1][1]:.4f} at iter {losses[-1][0]} (trained 100 iters, resumed to 200)')
+    print(f'checkpoints:    {work_dir}')
+    print(f'loss curves:    {curve}')
+    print(f'time taken:     {time.time() - start:.1f} s')
+
+
+if __name__ == '__main__':
+    main()
