@@ -4,7 +4,7 @@ import mmengine.registry as mm_registry
 from pavdit import registry
 from tests.conftest import run_tool
 
-CHILDREN = ['MODELS', 'MODEL_WRAPPERS', 'DATASETS', 'TRANSFORMS', 'DATA_SAMPLERS', 'HOOKS', 'LOOPS',
+CHILDREN = ['MODELS', 'MODEL_WRAPPERS', 'DATASETS', 'FUNCTIONS', 'TRANSFORMS', 'DATA_SAMPLERS', 'HOOKS', 'LOOPS',
             'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS', 'PARAM_SCHEDULERS',
             'METRICS', 'EVALUATOR', 'VISBACKENDS', 'VISUALIZERS', 'LOG_PROCESSORS']
 

@@ -1,4 +1,8 @@
-"""Datasets, transforms and samplers."""
+"""Datasets, media I/O, video-like audio, collation and the data preprocessor."""
+from pavdit.data.collate import sounding_video_collate
+from pavdit.data.sounding_video_dataset import SoundingVideoDataset
 from pavdit.data.teacher_dataset import TeacherRegressionDataset
+from pavdit.data.video_like_audio import VideoLikeAudio
 
-__all__ = ['TeacherRegressionDataset']
+__all__ = ['SoundingVideoDataset', 'TeacherRegressionDataset', 'VideoLikeAudio',
+           'sounding_video_collate']

@@ -1,0 +1,189 @@
+"""Reading and writing sounding-video files.
+
+Reading uses decord (frames with ``VideoReader``, resampled mono audio with ``AudioReader``);
+probing and writing use PyAV. Files are written as MP4 with H.264 (yuv420p) video and AAC audio and
+``+faststart``, which every browser plays.
+
+Sync matters more than anything here. An AAC encoder prepends priming samples (1024 at 16 kHz);
+when the first audio frame handed to the encoder carries ``pts = 0``, its first packet gets
+``pts = -1024`` and the muxer writes an edit list, so decoders drop the priming and the audio starts
+exactly at the video's first frame. :func:`write_mp4` always does that. On reading,
+:func:`read_clip` maps a video time to an audio sample through both streams' start times, so files
+whose audio stream starts late or early (common in the wild) stay aligned too.
+"""
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import av
+import numpy as np
+
+PathLike = Union[str, Path]
+
+
+class MediaError(RuntimeError):
+    """A media file cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Probed facts about a media file (seconds, Hz, pixels)."""
+    path: str
+    duration: float        # seconds covered by the video stream
+    fps: float             # native video frame rate
+    num_frames: int        # native video frames
+    height: int
+    width: int
+    has_audio: bool
+    sample_rate: int       # native audio rate (0 without audio)
+    video_start: float     # stream start times (seconds); see read_clip
+    audio_start: float
+
+
+def probe(path: PathLike) -> MediaInfo:
+    """Read the container headers of ``path`` (fast; decodes nothing).
+
+    Raises:
+        MediaError: the file is missing, empty, not a media file, or has no video stream.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise MediaError(f'{path}: file does not exist')
+    if os.path.getsize(path) == 0:
+        raise MediaError(f'{path}: file is empty (0 bytes)')
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise MediaError(f'{path}: no video stream')
+            video = container.streams.video[0]
+            audio = container.streams.audio[0] if container.streams.audio else None
+            fps = float(video.average_rate or video.guessed_rate or 0)
+            if fps <= 0:
+                raise MediaError(f'{path}: video stream has no frame rate')
+            duration = _stream_seconds(video.duration, video.time_base)
+            if duration is None and container.duration is not None:
+                duration = container.duration / av.time_base
+            num_frames = video.frames or int(round((duration or 0) * fps))
+            return MediaInfo(
+                path=path, duration=float(duration or num_frames / fps), fps=fps,
+                num_frames=int(num_frames), height=video.codec_context.height,
+                width=video.codec_context.width, has_audio=audio is not None,
+                sample_rate=int(audio.codec_context.sample_rate) if audio else 0,
+                video_start=_stream_seconds(video.start_time, video.time_base) or 0.0,
+                audio_start=(_stream_seconds(audio.start_time, audio.time_base) or 0.0)
+                if audio else 0.0)
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        raise MediaError(f'{path}: not a readable media file ({err})') from err
+
+
+def _stream_seconds(value: Optional[int], time_base: Optional[Fraction]) -> Optional[float]:
+    if value is None or time_base is None:
+        return None
+    return float(value * time_base)
+
+
+def read_clip(path: PathLike, start: float, num_frames: int, fps: float, sample_rate: int,
+              info: Optional[MediaInfo] = None, silence_threshold: float = 0.0
+              ) -> Tuple[np.ndarray, np.ndarray]:
+    """Decode ``num_frames`` frames at ``fps`` from ``start`` seconds, and the audio under them.
+
+    Frames are taken from the native stream by nearest timestamp (fps resampling); audio is
+    resampled to ``sample_rate``, mixed to mono, and cut to exactly
+    ``num_frames * sample_rate / fps`` samples, aligned through the streams' start times.
+
+    Returns:
+        frames: uint8 (T, H, W, 3) RGB.
+        waveform: float32 (1, N) in [-1, 1].
+
+    Raises:
+        MediaError: no audio stream, the whole file's audio never exceeds ``silence_threshold``,
+            the clip runs past the end, or decoding fails.
+    """
+    import decord  # imported here: decord's import is slow and only reading needs it
+
+    info = info or probe(path)
+    path = str(path)
+    samples_per_frame = sample_rate / fps
+    if samples_per_frame != int(samples_per_frame):
+        raise ValueError(f'sample_rate / fps must be an integer, got {sample_rate} / {fps}')
+    if not info.has_audio:
+        raise MediaError(f'{path}: no audio stream')
+    clip_seconds = num_frames / fps
+    if start < 0 or start + clip_seconds > info.duration + 0.5 / info.fps:
+        raise MediaError(f'{path}: clip [{start:.3f}, {start + clip_seconds:.3f}] s does not fit '
+                         f'in the video ({info.duration:.3f} s)')
+    try:
+        video = decord.VideoReader(path, ctx=decord.cpu(0))
+        times = start + np.arange(num_frames) / fps
+        indices = np.clip(np.round(times * info.fps).astype(int), 0, len(video) - 1)
+        frames = video.get_batch(indices.tolist()).asnumpy()
+        audio = decord.AudioReader(path, ctx=decord.cpu(0), sample_rate=sample_rate, mono=True)
+        samples = audio[:].asnumpy().reshape(-1).astype(np.float32)
+    except (decord.DECORDError, RuntimeError, IndexError) as err:
+        raise MediaError(f'{path}: decoding failed ({err})') from err
+    if len(frames) != num_frames:
+        raise MediaError(f'{path}: decoded {len(frames)} of {num_frames} frames (truncated?)')
+    if silence_threshold > 0 and (not samples.size or np.abs(samples).max() <= silence_threshold):
+        raise MediaError(f'{path}: audio is silent (peak <= {silence_threshold})')
+    # Audio sample 0 plays at audio_start; our clip starts at video time video_start + start.
+    first = int(round((info.video_start + start - info.audio_start) * sample_rate))
+    num_samples = int(num_frames * samples_per_frame)
+    waveform = np.zeros(num_samples, dtype=np.float32)
+    lo, hi = max(first, 0), min(first + num_samples, len(samples))
+    if hi > lo:
+        waveform[lo - first:hi - first] = samples[lo:hi]
+    return frames, np.clip(waveform, -1.0, 1.0)[None]
+
+
+def write_mp4(path: PathLike, frames: np.ndarray, fps: float, waveform: np.ndarray,
+              sample_rate: int, crf: int = 18, audio_bitrate: int = 128_000) -> Path:
+    """Write an H.264 (yuv420p) + AAC .mp4 with ``+faststart`` that browsers play.
+
+    Args:
+        frames: uint8 (T, H, W, 3) RGB. H and W are padded to even sizes if needed (yuv420p).
+        fps: frame rate.
+        waveform: float (N,) or (1, N) in [-1, 1], mono.
+        sample_rate: audio sample rate.
+        crf: H.264 quality (lower is better; 18 is visually lossless).
+
+    Returns the path written. The file is written to a temporary name and renamed into place.
+    """
+    path = Path(path)
+    frames = _even_sized(np.asarray(frames))
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f'frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}')
+    waveform = np.asarray(waveform, dtype=np.float32).reshape(-1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.tmp-{path.name}')
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(tmp), mode='w', format='mp4', options={'movflags': '+faststart'}) as out:
+        video = out.add_stream('libx264', rate=rate)
+        video.width, video.height = frames.shape[2], frames.shape[1]
+        video.pix_fmt = 'yuv420p'
+        video.options = {'crf': str(crf), 'preset': 'medium'}
+        audio = out.add_stream('aac', rate=sample_rate)
+        audio.bit_rate = audio_bitrate
+        audio.layout = 'mono'
+        for frame in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format='rgb24')))
+        out.mux(video.encode())
+        pcm = av.AudioFrame.from_ndarray(np.clip(waveform, -1, 1)[None], format='fltp',
+                                         layout='mono')
+        pcm.sample_rate = sample_rate
+        pcm.pts = 0  # makes the encoder's priming show up as an edit list (see module docstring)
+        out.mux(audio.encode(pcm))
+        out.mux(audio.encode())
+    os.replace(tmp, path)
+    return path
+
+
+def _even_sized(frames: np.ndarray) -> np.ndarray:
+    """Pad H and W to even sizes by repeating the last row/column (yuv420p needs even sizes)."""
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode='edge')
+    return frames
