@@ -116,11 +116,14 @@ def read_clip(path: PathLike, start: float, num_frames: int, fps: float, sample_
     if start < 0 or start + clip_seconds > info.duration + 0.5 / info.fps:
         raise MediaError(f'{path}: clip [{start:.3f}, {start + clip_seconds:.3f}] s does not fit '
                          f'in the video ({info.duration:.3f} s)')
+    times = start + np.arange(num_frames) / fps
+    indices = np.clip(np.round(times * info.fps).astype(int), 0, info.num_frames - 1).tolist()
     try:
-        video = decord.VideoReader(path, ctx=decord.cpu(0))
-        times = start + np.arange(num_frames) / fps
-        indices = np.clip(np.round(times * info.fps).astype(int), 0, len(video) - 1)
-        frames = video.get_batch(indices.tolist()).asnumpy()
+        try:
+            frames = decord.VideoReader(path, ctx=decord.cpu(0)).get_batch(indices).asnumpy()
+        except decord.DECORDError:
+            # decord 0.6 fails to copy frames of some widths (16, 24, 48 px); PyAV decodes them.
+            frames = _decode_frames_with_pyav(path, indices)
         audio = decord.AudioReader(path, ctx=decord.cpu(0), sample_rate=sample_rate, mono=True)
         samples = audio[:].asnumpy().reshape(-1).astype(np.float32)
     except (decord.DECORDError, RuntimeError, IndexError) as err:
@@ -137,6 +140,22 @@ def read_clip(path: PathLike, start: float, num_frames: int, fps: float, sample_
     if hi > lo:
         waveform[lo - first:hi - first] = samples[lo:hi]
     return frames, np.clip(waveform, -1.0, 1.0)[None]
+
+
+def _decode_frames_with_pyav(path: str, indices) -> np.ndarray:
+    """Decode the frames at the given native indices (sorted or not) -> uint8 (T, H, W, 3)."""
+    wanted, last = set(indices), max(indices)
+    decoded = {}
+    with av.open(path) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                decoded[i] = frame.to_ndarray(format='rgb24')
+            if i >= last:
+                break
+    missing = wanted - decoded.keys()
+    if missing:
+        raise MediaError(f'{path}: frames {sorted(missing)[:5]} could not be decoded (truncated?)')
+    return np.stack([decoded[i] for i in indices])
 
 
 def write_mp4(path: PathLike, frames: np.ndarray, fps: float, waveform: np.ndarray,
