@@ -135,10 +135,9 @@ def _bouncing_ball(c: _Clip):
     floor, radius = c.H * rng.uniform(0.8, 0.9), c.size * rng.uniform(0.08, 0.14)
     # Height above the floor (fraction of the free space): a fall, then parabolic hops that land
     # exactly on the event frames; the last hop is cut by the end of the clip.
-    t, height = np.arange(c.T), np.zeros(c.T, np.float32)
-    bounds = [0, *c.events, max(c.T, c.events[-1] + 1)]
-    height[:bounds[1]] = rng.uniform(0.6, 1.0) * (1 - (t[:bounds[1]] / max(bounds[1], 1)) ** 2)
-    for a, b in zip(bounds[1:-1], bounds[2:]):
+    t, height, first = np.arange(c.T), np.zeros(c.T, np.float32), c.events[0]
+    height[:first] = rng.uniform(0.6, 1.0) * (1 - (t[:first] / max(first, 1)) ** 2)
+    for a, b in zip(c.events, [*c.events[1:], c.T]):
         s = (t[a:b] - a) / (b - a)
         height[a:b] = min(1.0, 0.2 + 0.1 * (b - a)) * 4 * s * (1 - s)
     squash = 1 + 0.35 * c.at(0)  # the ball flattens on impact
@@ -214,12 +213,13 @@ def _pulse_tone(c: _Clip):
     rng, (ys, xs) = c.rng, c.grid()
     image = _gradient(c, _color(rng, value=(0.1, 0.3)), _color(rng, value=(0.05, 0.2)))
     lit = c.at(0)  # the shape lights up and swells exactly in the event frames
-    radius = (c.size * rng.uniform(0.12, 0.2) * (1 + 0.5 * lit))[:, None, None]
+    radius = c.size * rng.uniform(0.12, 0.2) * (1 + 0.5 * lit)
     cy, cx = c.H * rng.uniform(0.35, 0.65), c.W * rng.uniform(0.35, 0.65)
     if rng.random() < 0.5:
-        shape = _ellipse(c, cy, cx, radius[:, 0, 0], radius[:, 0, 0])
-    else:
-        shape = np.clip(radius - np.maximum(np.abs(ys - cy), np.abs(xs - cx)) + 0.5, 0, 1)
+        shape = _ellipse(c, cy, cx, radius, radius)
+    else:  # a square, anti-aliased like the ellipses
+        chebyshev = np.maximum(np.abs(ys - cy), np.abs(xs - cx))
+        shape = np.clip(radius[:, None, None] - chebyshev + 0.5, 0, 1)
     color = _color(rng, (0.5, 0.9), (0.9, 1.0))
     image = _paint(image, shape, (0.25 + 0.75 * lit)[:, None] * color)
     # A tone with two overtones that sounds for the lit frame, released just before it ends.
@@ -252,7 +252,7 @@ CLASSES: tuple[str, ...] = tuple(_RENDERERS)
 
 def samples_per_frame(fps: float, sample_rate: int) -> int:
     """Audio samples per video frame; raises ValueError unless ``sample_rate / fps`` is an integer."""
-    samples = sample_rate / fps
+    samples = sample_rate / fps if fps > 0 else 0.0
     if samples < 1 or samples != round(samples):
         raise ValueError(f'sample_rate / fps must be a positive integer (whole audio samples per '
                          f'video frame), got {sample_rate} / {fps} = {samples}')
@@ -262,8 +262,8 @@ def samples_per_frame(fps: float, sample_rate: int) -> int:
 def _event_frames(rng: np.random.Generator, num_frames: int) -> list[int]:
     """1 to max(1, (T-1)//4) sorted event frames in 1..T-1, at least MIN_GAP apart ([0] if T=1).
 
-    At most a quarter of the frames carry an event, so an event's frame difference stays above the
-    clip's median frame difference even counting the frame after each event.
+    At most a quarter of the frames carry an event, so most frame differences are event-free and
+    the clip's median frame difference stays below the change at an event frame.
     """
     if num_frames == 1:
         return [0]
@@ -291,7 +291,7 @@ def render_clip(class_name: str, seed: int, num_frames: int = 16, height: int = 
                  _event_frames(rng, num_frames))
     image, sound = _RENDERERS[class_name](clip)
     # Peak-normalise with headroom (peak 0.5-0.8), then lay a faint noise floor under it all.
-    sound = sound * rng.uniform(0.5, 0.8) / np.abs(sound).max()
+    sound = sound * rng.uniform(0.5, 0.8) / max(np.abs(sound).max(), 1e-12)
     sound = sound + NOISE_FLOOR * rng.standard_normal(clip.num_samples)
     return dict(frames=np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8),
                 waveform=np.clip(sound, -1, 1).astype(np.float32), event_frames=clip.events)
