@@ -2,9 +2,12 @@
 
     python tools/demo.py [--work-dir work_dirs/demo]
 
-Today: trains the tiny attention regressor through the shared Runner (registry build, attention
-kernel layer, atomic checkpoints), resumes it from its mid-run checkpoint to prove resume, and
-writes a loss-curve PNG and a summary.
+Today:
+1. trains the tiny attention regressor through the shared Runner (registry build, attention kernel
+   layer, atomic checkpoints), resumes it from its mid-run checkpoint to prove resume;
+2. writes a small synthetic sounding-video set to disk as .mp4 files with sound, reads it back
+   through SoundingVideoDataset and writes a preview PNG per clip (frames above mel frames);
+3. writes a loss-curve PNG and a summary.
 """
 import argparse
 import os.path as osp
@@ -14,6 +17,7 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout too
 
 from tools import train  # noqa: E402
+from tools.data import browse, make_synthetic  # noqa: E402
 
 from pavdit.engine.loss_curves import plot_loss_curves, read_scalars  # noqa: E402
 
@@ -34,12 +38,19 @@ def main(argv=None) -> None:
     train.main([config, '--work-dir', work_dir, '--resume',
                 '--cfg-options', 'train_cfg.max_iters=200'])
 
+    synthetic_dir = osp.join(args.work_dir, 'synthetic')
+    preview_dir = osp.join(args.work_dir, 'previews')
+    make_synthetic.main(['--out', synthetic_dir, '--num', '6', '--resolution', '64'])
+    browse.main(['--data-root', synthetic_dir, '--num', '6', '--out', preview_dir])
+
     curve = plot_loss_curves(work_dir, osp.join(args.work_dir, 'loss_curves.png'))
     losses = read_scalars(work_dir)['loss']
     print('\n=== pavdit demo summary ===')
     print(f'tiny regressor: loss {losses[0][1]:.4f} at iter {losses[0][0]} -> '
           f'{losses[-1][1]:.4f} at iter {losses[-1][0]} (trained 100 iters, resumed to 200)')
     print(f'checkpoints:    {work_dir}')
+    print(f'synthetic set:  {synthetic_dir}/train (6 .mp4 files with sound)')
+    print(f'previews:       {preview_dir} (frames above mel frames, events in red)')
     print(f'loss curves:    {curve}')
     print(f'time taken:     {time.time() - start:.1f} s')
 

@@ -43,10 +43,11 @@ class MediaInfo:
 
 
 def probe(path: PathLike) -> MediaInfo:
-    """Read the container headers of ``path`` (fast; decodes nothing).
+    """Read the container headers of ``path`` and demux its video packets (decodes nothing).
 
     Raises:
-        MediaError: the file is missing, empty, not a media file, or has no video stream.
+        MediaError: the file is missing, empty, not a media file, truncated, or has no video
+            stream.
     """
     path = str(path)
     if not os.path.isfile(path):
@@ -66,6 +67,11 @@ def probe(path: PathLike) -> MediaInfo:
             if duration is None and container.duration is not None:
                 duration = container.duration / av.time_base
             num_frames = video.frames or int(round((duration or 0) * fps))
+            # Demuxing (no decoding) reads every packet once: a truncated file, whose header is
+            # intact with +faststart, shows up here instead of mid-training.
+            packets = sum(1 for p in container.demux(video) if p.size)
+            if video.frames and packets < video.frames:
+                raise MediaError(f'{path}: truncated ({packets} of {video.frames} video packets)')
             return MediaInfo(
                 path=path, duration=float(duration or num_frames / fps), fps=fps,
                 num_frames=int(num_frames), height=video.codec_context.height,

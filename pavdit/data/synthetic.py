@@ -1,12 +1,11 @@
 """Procedural sounding videos whose sounds are caused by visible events (exact sync ground truth).
 
-Clips are rendered on the fly on the CPU, deterministically from one integer seed (only
-``np.random.default_rng(seed)``, no global RNG state). In every class discrete *events* happen at
-``event_frames``: the visible change (a bounce, a lightning flash, ...) is drawn in the event frame
-and the event's sound starts at that frame's first audio sample, with nothing of it before. Event
-sounds fade within about one frame (time constants are in frames, not seconds, so this holds at any
-fps) and events are at least ``MIN_GAP`` frames apart, so each event frame is clearly louder than
-the frame before it and audio-visual synchronisation can be scored against the ground truth.
+Clips are rendered on the fly on the CPU, deterministically from one seed (``np.random.default_rng``
+only). Discrete *events* happen at ``event_frames``: the visible change (a bounce, a lightning
+flash, ...) is drawn in the event frame and its sound starts at that frame's first audio sample,
+not before. Event sounds fade within about a frame (time constants are in frames, so this holds at
+any fps) and events are ``MIN_GAP`` or more frames apart, so every event frame is clearly louder
+than the frame before it and audio-visual sync can be scored against the ground truth.
 """
 import colorsys
 from dataclasses import dataclass
@@ -40,8 +39,7 @@ class _Clip:
         return self.T * self.samples_per_frame
 
     @property
-    def size(self) -> float:
-        """Length unit of shapes, so they keep their proportions at any (non-square) resolution."""
+    def size(self) -> float:  # shapes scale with it, keeping proportions at any (H, W)
         return float(min(self.H, self.W))
 
     def at(self, lag: int = 0) -> np.ndarray:
@@ -78,7 +76,7 @@ def _paint(image: np.ndarray, mask: np.ndarray, color) -> np.ndarray:
 
 
 def _ellipse(c: _Clip, cy, cx, ry, rx) -> np.ndarray:
-    """Anti-aliased ellipse masks (..., H, W); centres and radii (pixels) broadcast to shape (...)."""
+    """Anti-aliased ellipse masks (..., H, W); centres, radii (pixels) broadcast to shape (...)."""
     cy, cx, ry, rx = (np.asarray(v, np.float32)[..., None, None]
                       for v in np.broadcast_arrays(cy, cx, ry, rx))
     ys, xs = c.grid()
@@ -159,13 +157,15 @@ def _thunder(c: _Clip):
                       _color(rng, value=(0.15, 0.3), hue=(0.55, 0.8)))
     ridge = c.H * (0.8 + 0.06 * np.sin(xs / c.W * rng.uniform(4, 9) + rng.uniform(0, 6)))
     ground = (ys > ridge).astype(np.float32)
+    image = _paint(image, 0.7 * ground, np.zeros(3))  # a dark hill line under the sky
     # Lightning: the sky flashes in the event frame, with a dimmer afterglow in the next one.
-    flash = (0.75 * c.at(0) + 0.25 * c.at(1))[:, None, None]
+    flash = (0.6 * c.at(0) + 0.2 * c.at(1))[:, None, None]
     image = image + (1 - image) * (flash * (1 - 0.7 * ground))[..., None]
-    for e in c.events:  # a jagged bolt from the top of the frame down to the ridge
-        path = c.W * rng.uniform(0.2, 0.8) + np.cumsum(rng.normal(0, 0.05 * c.size, c.H))[:, None]
+    for e in c.events:  # a white bolt of straight segments between random kinks, down to the ridge
+        kinks = c.W * rng.uniform(0.2, 0.8) + np.cumsum(rng.normal(0, 0.08 * c.size, 9))
+        path = np.interp(ys[:, 0], np.linspace(0, c.H, 9), kinks)[:, None]
         bolt = np.clip(max(1.0, c.size / 40) - np.abs(xs - path), 0, 1) * (ys < ridge)
-        image[e] = _paint(image[e], bolt, np.array([0.85, 0.9, 1.0], np.float32))
+        image[e] = _paint(image[e], bolt, np.ones(3))
     crack = _events_sound(c, _noise(c, 100, 6000), decay=0.05)
     return image, 0.5 * crack + _events_sound(c, _noise(c, 25, 300), decay=0.4, attack=0.03)
 
@@ -232,7 +232,7 @@ def _waves(c: _Clip):
     rng, (ys, xs) = c.rng, c.grid()
     image = _gradient(c, _color(rng, (0.2, 0.5), (0.7, 1.0), (0.5, 0.62)),
                       _color(rng, (0.1, 0.3), (0.8, 1.0), (0.5, 0.62)))
-    t = np.arange(c.T)[:, None, None]
+    t = np.arange(c.T, dtype=np.float32)[:, None, None]
     wave = np.sin(2 * np.pi * xs / (c.W * rng.uniform(0.3, 0.7)) - rng.uniform(0.3, 0.8) * t)
     surface = c.H * rng.uniform(0.4, 0.55) + c.size * rng.uniform(0.03, 0.06) * wave  # (T, 1, W)
     image = _paint(image, np.clip(ys - surface + 0.5, 0, 1),
@@ -251,7 +251,7 @@ CLASSES: tuple[str, ...] = tuple(_RENDERERS)
 
 
 def samples_per_frame(fps: float, sample_rate: int) -> int:
-    """Audio samples per video frame; raises ValueError unless ``sample_rate / fps`` is an integer."""
+    """Audio samples per video frame; ValueError unless ``sample_rate / fps`` is an integer."""
     samples = sample_rate / fps if fps > 0 else 0.0
     if samples < 1 or samples != round(samples):
         raise ValueError(f'sample_rate / fps must be a positive integer (whole audio samples per '
@@ -284,8 +284,7 @@ def render_clip(class_name: str, seed: int, num_frames: int = 16, height: int = 
     if class_name not in _RENDERERS:
         raise ValueError(f'unknown class {class_name!r}; choose from {CLASSES}')
     if min(num_frames, height, width) < 1:
-        raise ValueError(f'need num_frames, height and width >= 1, got {num_frames}, {height}, '
-                         f'{width}')
+        raise ValueError(f'need num_frames, height, width >= 1, got {num_frames, height, width}')
     rng = np.random.default_rng(seed)
     clip = _Clip(rng, num_frames, height, width, samples_per_frame(fps, sample_rate), sample_rate,
                  _event_frames(rng, num_frames))
@@ -320,8 +319,7 @@ class SyntheticSoundingVideo(Dataset):
         unknown = [name for name in self.classes if name not in CLASSES]
         if unknown or not self.classes:
             raise ValueError(f'unknown or no classes {unknown}; choose from {CLASSES}')
-        self.height, self.width = (resolution, resolution) if isinstance(resolution, int) \
-            else tuple(resolution)
+        self.height, self.width = (resolution,) * 2 if isinstance(resolution, int) else resolution
         self.num_items, self.num_frames, self.seed = num_items, num_frames, seed
         self.fps, self.sample_rate = fps, sample_rate
         if isinstance(audio, dict):
