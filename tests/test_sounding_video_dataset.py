@@ -195,3 +195,11 @@ def test_dataloader_with_workers_collate_and_preprocessor(landscape_root):
     assert batch['video'].shape == (3, 3, 16, 32, 32)
     assert batch['audio'].shape == (3, 1, 16, 64, 16)
     assert batch['label'].tolist() == [0, 0, 1] and len(batch['meta']) == 3
+
+
+def test_preprocessor_casts_signals_only(landscape_root):
+    ds = _dataset(landscape_root, test_mode=True)
+    batch = SoundingVideoDataPreprocessor(dtype='bfloat16')([ds[0], ds[1]])
+    assert batch['video'].dtype == batch['audio'].dtype == torch.bfloat16
+    assert batch['label'].dtype == torch.long and batch['text'] == [ds[0]['text'], ds[1]['text']]
+    torch.testing.assert_close(batch['video'][1].float(), ds[1]['video'], atol=1e-2, rtol=1e-2)

@@ -2,12 +2,10 @@
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from pavdit.utils.figures import plt, save_figure
 
 
 def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
@@ -51,9 +49,4 @@ def save_preview_png(video: torch.Tensor, audio: torch.Tensor, path: Union[str, 
     bottom.set_xlabel(f'video frame ({frame_width} mel columns each)'
                       + ('; red = ground-truth events' if events else ''))
     top.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -3,10 +3,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
+from pavdit.utils.figures import plt, save_figure
 
 
 def read_scalars(work_dir: Union[str, Path]) -> Dict[str, List[Tuple[int, float]]]:
@@ -40,9 +37,4 @@ def plot_loss_curves(work_dir: Union[str, Path], out_png: Union[str, Path]) -> P
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     ax.set_title(Path(work_dir).name)
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
