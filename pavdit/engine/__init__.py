@@ -1,5 +1,6 @@
-"""Training plumbing on top of mmengine: checkpoint compatibility, launch helpers, hooks."""
+"""Training plumbing on top of mmengine: checkpoint compatibility, launch helpers, optimizers."""
 from pavdit.engine import compat  # noqa: F401  (first: the allow-list must exist before loads)
 from pavdit.engine.distributed import init_cpu_distributed
+from pavdit.engine.optim_constructors import ModelGroupsOptimWrapperConstructor
 
-__all__ = ['compat', 'init_cpu_distributed']
+__all__ = ['compat', 'init_cpu_distributed', 'ModelGroupsOptimWrapperConstructor']

@@ -1,1 +1,4 @@
-"""Metrics (registered in ``METRICS``) and feature networks for evaluation."""
+"""Metrics (registered in ``METRICS``) and the measures behind them."""
+from pavdit.evaluation.reconstruction import ReconstructionMetric
+
+__all__ = ['ReconstructionMetric']

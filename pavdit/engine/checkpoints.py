@@ -1,0 +1,36 @@
+"""Rebuild a trained model from its checkpoint alone (the Runner embeds the resolved config)."""
+from typing import Tuple
+
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from torch import nn
+
+from pavdit.engine.compat import load_checkpoint_file
+from pavdit.registry import MODELS
+
+
+def config_from_checkpoint(path: str) -> Config:
+    """The resolved config a Runner stored in the checkpoint's ``meta['cfg']``."""
+    checkpoint = load_checkpoint_file(path, map_location='cpu')
+    text = checkpoint.get('meta', {}).get('cfg')
+    if not text:
+        raise KeyError(f'checkpoint {path} holds no config (meta.cfg); it was not written by '
+                       f'tools/train.py')
+    return Config.fromstring(text, file_format='.py')
+
+
+def load_model(path: str, device: str = 'cpu') -> Tuple[nn.Module, Config]:
+    """Build the checkpoint's model from its stored config and load its weights (eval mode).
+
+    Raises a clear error when the weights do not fit the config (mismatched checkpoint).
+    """
+    cfg = config_from_checkpoint(path)
+    init_default_scope(cfg.get('default_scope', 'pavdit'))
+    model = MODELS.build(cfg.model)
+    state = load_checkpoint_file(path, map_location='cpu')['state_dict']
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f'checkpoint {path} does not match its model config: missing '
+                           f'{missing[:5]}, unexpected {unexpected[:5]}')
+    return model.to(device).eval(), cfg
+

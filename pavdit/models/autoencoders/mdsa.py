@@ -1,0 +1,227 @@
+"""MDSA: the multi-scale dual-stream spatio-temporal autoencoder of PAV-DiT (paper section 3.1).
+
+    video (B,3,T,H,W) --TimeSformer--> u_v --projectors--> z_t, z_h, z_w --+
+                                                    spatial attn / MT-SelfAttn |  GCM-Attn  -> posteriors -> 6 latent planes
+    audio (B,1,T,Ha,Wa) --TimeSformer--> u_a --projectors--> z_t, z_h, z_w --+
+    latent planes --Eq. 7 expand + sum--> two 3D grids --Bi-Block CrossAttn--> per-modality decoders
+
+Every block is a config entry; ``None`` switches it off (the Table 5 ablations). Training follows
+Eq. 10-12: per modality (weight 0.5) 4.0 x L1 + perceptual + gamma x (hinge adversarial + feature
+matching), plus 6e-6 x KL, where gamma and the KL term switch on at iteration ``disc_start`` (read
+from the Runner's message hub, so the gate survives a resume).
+"""
+from contextlib import contextmanager
+from typing import Dict, List, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from mmengine.optim import OptimWrapperDict
+from torch import nn
+
+from pavdit.models.autoencoders.modality_branch import PLANES, ModalityBranch
+from pavdit.models.builder import build_module
+from pavdit.models.losses.adversarial import (feature_matching_loss, hinge_discriminator_loss,
+                                              hinge_generator_loss)
+from pavdit.registry import MODELS
+
+MODALITIES = ('video', 'audio')
+LATENT_KEYS = tuple(f'{m}_{p}' for m in MODALITIES for p in PLANES)
+DEFAULT_LOSS_WEIGHTS = dict(l1=4.0, adversarial=1.0, feature_matching=1.0, kl=6e-6)
+
+
+@MODELS.register_module()
+class MDSA(BaseModel):
+    """Dual-stream autoencoder: ``encode(video, audio) -> latents``, ``decode(latents)``.
+
+    Args:
+        video, audio: :class:`ModalityBranch` arguments per modality (dicts).
+        latent_channels: channels C of every latent plane (paper: 4).
+        spatial_attention: block on z_t (e.g. ``PlaneSpatialAttention``) or None.
+        temporal_attention: MT-SelfAttn on z_h and z_w or None.
+        cross_modal_attention: GCM-Attn between the modalities' planes or None.
+        decoder_fusion: Bi-Block CrossAttn between the decoders' grids or None.
+        video_discriminator, audio_discriminator: PatchGAN configs or None (no adversarial loss).
+        perceptual_loss: ``PerceptualLoss`` config or None.
+        loss_weights: ``l1``, ``adversarial``, ``feature_matching``, ``kl`` (0 switches KL off).
+        modality_weights: weight of each modality's losses (paper: 0.5 each).
+        disc_start: iteration from which the adversarial and KL terms are on (None: never,
+            i.e. stage 1).
+        data_preprocessor: batch preprocessor config.
+
+    Latents: dict with keys ``video_t, video_h, video_w, audio_t, audio_h, audio_w``, shaped
+    (B, C, H', W'), (B, C, T, W'), (B, C, T, H') per modality.
+    """
+
+    def __init__(self, video: dict, audio: dict, latent_channels: int = 4,
+                 spatial_attention: Optional[dict] = None,
+                 temporal_attention: Optional[dict] = None,
+                 cross_modal_attention: Optional[dict] = None,
+                 decoder_fusion: Optional[dict] = None,
+                 video_discriminator: Optional[dict] = None,
+                 audio_discriminator: Optional[dict] = None,
+                 perceptual_loss: Optional[dict] = None,
+                 loss_weights: Optional[dict] = None,
+                 modality_weights: Optional[dict] = None,
+                 disc_start: Optional[int] = None,
+                 data_preprocessor: Union[dict, nn.Module] = dict(
+                     type='SoundingVideoDataPreprocessor'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.latent_channels = latent_channels
+        self.branches = nn.ModuleDict({
+            m: ModalityBranch(**cfg, latent_channels=latent_channels,
+                              spatial_attention=spatial_attention,
+                              temporal_attention=temporal_attention)
+            for m, cfg in (('video', video), ('audio', audio))})
+        plane_dim = self.branches['video'].plane_dim
+        decoder_dim = self.branches['video'].decoder.dim
+        if cross_modal_attention is not None or decoder_fusion is not None:
+            if (self.branches['audio'].plane_dim != plane_dim
+                    or self.branches['audio'].decoder.dim != decoder_dim):
+                raise ValueError('cross-modal blocks need equal projector and decoder widths in '
+                                 'the video and audio branches')
+        self.cross_modal_attention = build_module(cross_modal_attention, dim=plane_dim)
+        self.decoder_fusion = build_module(decoder_fusion, dim=decoder_dim)
+        discriminators = {m: build_module(cfg) for m, cfg in
+                          (('video', video_discriminator), ('audio', audio_discriminator))
+                          if cfg is not None}
+        self.discriminators = nn.ModuleDict(discriminators) if discriminators else None
+        self.perceptual_loss = build_module(perceptual_loss)
+        # The perceptual loss's frozen VGG comes from its own checkpoint at build time; keep its
+        # ~59 MB out of every training checkpoint.
+        self._register_state_dict_hook(_drop_perceptual_weights)
+        self._register_load_state_dict_pre_hook(self._keep_perceptual_weights)
+        self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
+        self.modality_weights = modality_weights or dict(video=0.5, audio=0.5)
+        self.disc_start = disc_start
+
+    # -- latent interface --------------------------------------------------------------------
+    def posteriors(self, video: torch.Tensor, audio: torch.Tensor) -> dict:
+        """video (B, 3, T, H, W), audio (B, 1, T, Ha, Wa) -> {latent key: DiagonalGaussian}."""
+        features = {m: self.branches[m].plane_features(x)
+                    for m, x in (('video', video), ('audio', audio))}
+        if self.cross_modal_attention is not None:
+            features['video'], features['audio'] = self.cross_modal_attention(
+                features['video'], features['audio'])
+        return {f'{m}_{p}': posterior for m in MODALITIES
+                for p, posterior in self.branches[m].posteriors(features[m]).items()}
+
+    def encode(self, video: torch.Tensor, audio: torch.Tensor, sample: bool = False,
+               generator: Optional[torch.Generator] = None) -> Dict[str, torch.Tensor]:
+        """The six latent planes: posterior means, or samples when ``sample``."""
+        return {key: posterior.sample(generator) if sample else posterior.mode()
+                for key, posterior in self.posteriors(video, audio).items()}
+
+    def decode(self, latents: Dict[str, torch.Tensor]):
+        """Six latent planes -> (video (B, 3, T, H, W), audio (B, 1, T, Ha, Wa))."""
+        grids = {m: self.branches[m].latent_grid({p: latents[f'{m}_{p}'] for p in PLANES})
+                 for m in MODALITIES}
+        if self.decoder_fusion is not None:
+            grids['video'], grids['audio'] = self.decoder_fusion(grids['video'], grids['audio'])
+        return tuple(self.branches[m].decoder(grids[m]) for m in MODALITIES)
+
+    # -- mmengine interface ------------------------------------------------------------------
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, mode: str = 'tensor',
+                **data) -> Union[dict, list]:
+        if mode == 'tensor':
+            return self.encode(video, audio)
+        if mode == 'predict':
+            recon_video, recon_audio = self.decode(self.encode(video, audio))
+            metas = data.get('meta') or [{}] * len(video)
+            return [dict(video=rv, audio=ra, gt_video=v, gt_audio=a, meta=meta)
+                    for rv, ra, v, a, meta in zip(recon_video, recon_audio, video, audio, metas)]
+        if mode == 'loss':
+            return self.generator_losses(dict(video=video, audio=audio), adversarial=False)[0]
+        raise ValueError(f'unknown forward mode {mode!r}; expected "loss", "predict" or "tensor"')
+
+    def current_iteration(self) -> int:
+        return int(MessageHub.get_current_instance().get_info('iter', 0))
+
+    def stage_two_active(self) -> bool:
+        """Whether the adversarial and KL terms are on (paper Eq. 12's gamma)."""
+        return self.disc_start is not None and self.current_iteration() >= self.disc_start
+
+    def generator_losses(self, batch: dict, adversarial: bool):
+        """Losses of the autoencoder on a batch -> (loss dict, reconstructions dict)."""
+        posteriors = self.posteriors(batch['video'], batch['audio'])
+        latents = {key: p.sample() if self.training else p.mode()
+                   for key, p in posteriors.items()}
+        recon = dict(zip(MODALITIES, self.decode(latents)))
+        weights, losses = self.loss_weights, {}
+        for m in MODALITIES:
+            w, real, fake = self.modality_weights[m], batch[m], recon[m]
+            losses[f'loss_l1_{m}'] = w * weights['l1'] * F.l1_loss(fake, real)
+            if self.perceptual_loss is not None and self.perceptual_loss.weight > 0:
+                losses[f'loss_perceptual_{m}'] = w * self.perceptual_loss(fake, real)
+            if self.stage_two_active() and weights['kl'] > 0:
+                kl = sum(posteriors[f'{m}_{p}'].kl() for p in PLANES)
+                losses[f'loss_kl_{m}'] = w * weights['kl'] * kl
+            if adversarial and self.discriminators is not None and m in self.discriminators:
+                fake_features = self.discriminators[m](fake)
+                real_features = self.discriminators[m](real)
+                losses[f'loss_adv_{m}'] = w * weights['adversarial'] * hinge_generator_loss(
+                    fake_features[-1])
+                losses[f'loss_fm_{m}'] = w * weights['feature_matching'] * feature_matching_loss(
+                    real_features, fake_features)
+        return losses, recon
+
+    def train_step(self, data: Union[dict, list], optim_wrapper: OptimWrapperDict
+                   ) -> Dict[str, torch.Tensor]:
+        """One generator step, then (from ``disc_start`` on) one discriminator step."""
+        batch = self.data_preprocessor(data, True)
+        adversarial = self.discriminators is not None and self.stage_two_active()
+        generator_wrapper = optim_wrapper['generator']
+        with generator_wrapper.optim_context(self), _frozen(self.discriminators):
+            losses, recon = self.generator_losses(batch, adversarial)
+        loss, log_vars = self.parse_losses(losses)
+        generator_wrapper.update_params(loss)
+        if adversarial:
+            discriminator_wrapper = optim_wrapper['discriminator']
+            with discriminator_wrapper.optim_context(self.discriminators):
+                d_losses = {f'loss_disc_{m}': self.modality_weights[m] * hinge_discriminator_loss(
+                    disc(batch[m])[-1], disc(recon[m].detach())[-1])
+                    for m, disc in self.discriminators.items()}
+            d_loss, d_log_vars = self.parse_losses(d_losses)
+            discriminator_wrapper.update_params(d_loss)
+            log_vars.update(d_log_vars)
+        return log_vars
+
+    def _keep_perceptual_weights(self, state_dict, prefix, *args):
+        """Loading a checkpoint (saved without the VGG) keeps the VGG this model was built with."""
+        if self.perceptual_loss is not None:
+            for key, value in self.perceptual_loss.state_dict().items():
+                state_dict.setdefault(f'{prefix}perceptual_loss.{key}', value)
+
+    def optimizer_groups(self) -> Dict[str, List[nn.Parameter]]:
+        """Parameters per optimizer: the autoencoder, and the discriminators when there are."""
+        discriminator_ids = set() if self.discriminators is None else {
+            id(p) for p in self.discriminators.parameters()}
+        groups = dict(generator=[p for p in self.parameters()
+                                 if p.requires_grad and id(p) not in discriminator_ids])
+        if self.discriminators is not None:
+            groups['discriminator'] = list(self.discriminators.parameters())
+        return groups
+
+
+def _drop_perceptual_weights(module, state_dict, prefix, local_metadata):
+    for key in [k for k in state_dict if k.startswith(f'{prefix}perceptual_loss.')]:
+        del state_dict[key]
+    return state_dict
+
+
+@contextmanager
+def _frozen(module: Optional[nn.Module]):
+    """Keep the discriminators' parameters out of the generator's backward pass."""
+    if module is None:
+        yield
+        return
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
