@@ -3,30 +3,16 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from pavdit.models.autoencoders.scaling import scale_mdsa_config
 from pavdit.registry import MODELS
 from tests.conftest import REPO_ROOT
 
-SMALL = dict(dim=32, depth=1, num_heads=2)
 
-
-def small_model_cfg(config_name: str, **overrides):
-    """The model of configs/mdsa/<config_name>.py with every width shrunk, blocks kept as they are."""
-    cfg = Config.fromfile(REPO_ROOT / 'configs' / 'mdsa' / f'{config_name}.py').model
-    for branch in (cfg.video, cfg.audio):
-        branch.patch_size = 8
-        branch.encoder.update(SMALL)
-        branch.decoder.update(SMALL)
-        branch.projector.update(SMALL, mlp_dim=64)
-    for key in ('spatial_attention', 'temporal_attention', 'cross_modal_attention',
-                'decoder_fusion'):
-        if cfg.get(key) is not None:
-            cfg[key].num_heads = 2
-    if cfg.get('decoder_fusion') is not None:
-        cfg.decoder_fusion.update(block_frames=2, spatial_blocks=(1, 1))
-    for key in ('video_discriminator', 'audio_discriminator'):
-        if cfg.get(key) is not None:
-            cfg[key].update(base_channels=8, num_layers=2)
-    cfg.perceptual_loss = None
+def small_model_cfg(config_name: str, **overrides) -> dict:
+    """The model of configs/mdsa/<config_name>.py at width 32, blocks kept as they are."""
+    cfg = Config.fromfile(REPO_ROOT / 'configs' / 'mdsa' / f'{config_name}.py').model.to_dict()
+    cfg = scale_mdsa_config(cfg)
+    cfg['perceptual_loss'] = None
     cfg.update(overrides)
     return cfg
 

@@ -206,3 +206,16 @@ def test_perceptual_backbone_stays_out_of_checkpoints(tmp_path):
     fresh.load_state_dict(model.state_dict(), strict=True)  # VGG keys filled from the build
     losses, _ = model.generator_losses(random_batch(1, 4, 16, 16, 16, 8), adversarial=False)
     assert losses['loss_perceptual_video'] > 0
+
+
+def test_default_attention_path_never_builds_score_matrices():
+    """On the default kernel every attention call is a fused (flash) kernel, forward and backward."""
+    from torch.profiler import profile
+    model = build_small('mdsa_landscape')
+    with profile() as prof:
+        video, audio = model.decode(model.encode(**random_batch(1, 4, 32, 32, 64, 16)))
+        (video.mean() + audio.mean()).backward()
+    ops = {event.key for event in prof.key_averages()}
+    fused = {op for op in ops if 'flash_attention' in op or 'efficient_attention' in op}
+    assert fused, sorted(ops)
+    assert not any('attention_math' in op or op == 'aten::_softmax' for op in ops)
