@@ -12,8 +12,8 @@ from pavdit.registry import FUNCTIONS
 
 @FUNCTIONS.register_module()
 def sounding_video_collate(items: Sequence[dict]) -> dict:
-    """List of B items -> dict: tensors stacked to (B, ...), ints to a (B,) long tensor, the
-    rest (``text``, ``meta``) as lists of length B."""
+    """List of B items -> dict: tensors stacked to (B, ...), ints to a (B,) long tensor, dicts of
+    tensors (cached ``latents``) stacked per key, the rest (``text``, ``meta``) as lists of B."""
     batch = {}
     for key in items[0]:
         values = [item[key] for item in items]
@@ -21,6 +21,8 @@ def sounding_video_collate(items: Sequence[dict]) -> dict:
             batch[key] = torch.stack(values)
         elif isinstance(values[0], int) and not isinstance(values[0], bool):
             batch[key] = torch.tensor(values, dtype=torch.long)
+        elif isinstance(values[0], dict) and all(torch.is_tensor(v) for v in values[0].values()):
+            batch[key] = {k: torch.stack([v[k] for v in values]) for k in values[0]}
         else:
             batch[key] = values
     return batch

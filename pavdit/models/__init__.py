@@ -1,2 +1,3 @@
 """All nn.Module components, registered in ``pavdit.registry.MODELS``, by role."""
-from pavdit.models import autoencoders, discriminators, layers, losses, toy  # noqa: F401
+from pavdit.models import (autoencoders, discriminators, generators, layers, losses,  # noqa: F401
+                           text_encoders, toy)

@@ -1,0 +1,9 @@
+# PAV-DiT on AudioSet (open domain; paper Table 2): text-conditioned ("a video of <class>"), reflected flow, 30 steps.
+# Select another scheduler with --cfg-options model.scheduler.type=RectifiedFlow (or DDIM, DDPM).
+_base_ = ['../_base_/models/pavdit.py', '../_base_/datasets/audioset.py',
+          '../_base_/schedules/pavdit.py', '../_base_/default_runtime.py']
+model = dict(autoencoder=dict(checkpoint='work_dirs/mdsa_audioset_stage2/iter_50000.pth'))
+# Sample quality is measured by tools/test.py, not during training.
+val_dataloader = None
+val_cfg = None
+val_evaluator = None

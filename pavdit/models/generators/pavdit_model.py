@@ -1,0 +1,241 @@
+"""PAV-DiT: a frozen MDSA autoencoder and an STDiT generator trained with a flow objective.
+
+Training (paper section 3.2): encode (video, audio) to six latent planes (or read them from a
+latent cache: PAV-DiT*), normalise them per plane, pack them into a (C, F, Hc, Wc) canvas, and train
+the generator with the scheduler's objective on the valid (unpadded) elements, with the condition
+dropped to its null embedding with probability 0.1 for classifier-free guidance. An EMA copy of the
+generator is kept and used for sampling.
+
+Sampling: noise canvas -> scheduler (reflected flow, 30 steps by default) -> unpack -> denormalise
+-> MDSA decoder -> video (B, 3, T, H, W) and mel frames (B, 1, T, Ha, Wa). Audio-to-video and
+video-to-audio hold the known modality's planes fixed (re-noised to the current time) at every step.
+"""
+import copy
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModel
+from torch import nn
+
+from pavdit.engine.checkpoints import load_model
+from pavdit.models.autoencoders.mdsa import LATENT_KEYS, MODALITIES
+from pavdit.models.builder import build_module
+from pavdit.models.generators.latent_stats import LatentNormalizer
+from pavdit.registry import DIFFUSION_SCHEDULERS, MODELS
+
+GENERATION_MODES = ('joint', 'audio_to_video', 'video_to_audio')
+
+
+def plane_shapes(video_size: Sequence[int], audio_size: Sequence[int], video_patch: int,
+                 audio_patch: int) -> Dict[str, tuple]:
+    """Latent plane sizes for video (T, H, W) and mel frames (T, Ha, Wa) at the given patches."""
+    shapes = {}
+    for modality, (frames, height, width), patch in (('video', video_size, video_patch),
+                                                       ('audio', audio_size, audio_patch)):
+        shapes[f'{modality}_t'] = (height // patch, width // patch)
+        shapes[f'{modality}_h'] = (frames, width // patch)
+        shapes[f'{modality}_w'] = (frames, height // patch)
+    return shapes
+
+
+def build_autoencoder(autoencoder: Union[dict, nn.Module]) -> nn.Module:
+    """An MDSA from a module, a config, or ``dict(checkpoint=path)`` (a tools/train.py checkpoint);
+    its discriminators and perceptual loss are dropped (not needed to encode and decode)."""
+    if isinstance(autoencoder, nn.Module):
+        model = autoencoder
+    elif 'checkpoint' in autoencoder:
+        model, _ = load_model(autoencoder['checkpoint'])
+    else:
+        cfg = dict(autoencoder, video_discriminator=None, audio_discriminator=None,
+                   perceptual_loss=None)
+        model = MODELS.build(cfg)
+    model.discriminators = None
+    model.perceptual_loss = None
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval()
+
+
+@MODELS.register_module()
+class PAVDiT(BaseModel):
+    """The full generator model: frozen MDSA + packing + conditioner + STDiT + scheduler + EMA.
+
+    Args:
+        autoencoder: MDSA config, module, or ``dict(checkpoint=path)``.
+        generator: STDiT config (in_channels, num_frames filled in).
+        scheduler: ``DIFFUSION_SCHEDULERS`` config (training objective and sampler).
+        packing: packing config (``PlaneStackPacking`` or ``ShelfPacking``); plane shapes filled.
+        video_size: (T, H, W) of the clips; audio_size: (T, n_mels, Wa) of the mel frames.
+        conditioner: ``ClassEmbedder`` / ``TextConditioner`` config (dim filled in) or None.
+        guidance_scale: default classifier-free guidance scale at sampling.
+        ema_decay: EMA decay of the generator weights.
+        data_preprocessor: batch preprocessor config.
+    """
+
+    def __init__(self, autoencoder: Union[dict, nn.Module], generator: dict, scheduler: dict,
+                 video_size: Sequence[int] = (16, 256, 256),
+                 audio_size: Sequence[int] = (16, 64, 16),
+                 packing: dict = dict(type='PlaneStackPacking'),
+                 conditioner: Optional[dict] = None, guidance_scale: float = 4.0,
+                 ema_decay: float = 0.9999,
+                 data_preprocessor: Union[dict, nn.Module] = dict(
+                     type='SoundingVideoDataPreprocessor'),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.autoencoder = build_autoencoder(autoencoder)
+        channels = self.autoencoder.latent_channels
+        shapes = plane_shapes(video_size, audio_size,
+                              self.autoencoder.branches['video'].encoder.patch_size,
+                              self.autoencoder.branches['audio'].encoder.patch_size)
+        patch = generator.get('patch_size', (1, 2, 2)) if isinstance(generator, dict) else (
+            generator.patch_size)
+        self.packing = build_module(packing, plane_shapes=shapes, multiple=max(patch[1:]))
+        self.normalizer = LatentNormalizer(LATENT_KEYS, channels)
+        self.generator = build_module(generator, in_channels=channels,
+                                      num_frames=self.packing.num_frames)
+        self.conditioner = build_module(conditioner, dim=self.generator.hidden_size)
+        self.ema_generator = copy.deepcopy(self.generator).requires_grad_(False)
+        self.scheduler = (DIFFUSION_SCHEDULERS.build(scheduler) if isinstance(scheduler, dict)
+                          else scheduler)
+        self.guidance_scale, self.ema_decay = guidance_scale, ema_decay
+        self.register_buffer('ema_steps', torch.tensor(0, dtype=torch.long))
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.autoencoder.eval()  # frozen: dropout-free and always in inference mode
+        return self
+
+    # -- latents -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def latents_of(self, batch: dict) -> Dict[str, torch.Tensor]:
+        """Cached ``latents`` when the batch has them (PAV-DiT*), else encode video and audio."""
+        if 'latents' in batch:
+            return {k: batch['latents'][k] for k in LATENT_KEYS}
+        return self.autoencoder.encode(batch['video'], batch['audio'])
+
+    def to_canvas(self, latents: Dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.packing.pack(self.normalizer.normalize(latents))
+
+    def from_canvas(self, canvas: torch.Tensor) -> Dict[str, torch.Tensor]:
+        return self.normalizer.denormalize(self.packing.unpack(canvas))
+
+    # -- conditions --------------------------------------------------------------------------
+    def condition_of(self, batch: dict, drop: Optional[torch.Tensor] = None) -> Optional[dict]:
+        if self.conditioner is None:
+            return None
+        key = 'text' if hasattr(self.conditioner, 'encoder') else 'label'
+        return self.conditioner(batch[key], drop=drop)
+
+    def null_condition(self, batch_size: int, like: Optional[dict]) -> Optional[dict]:
+        if self.conditioner is None or like is None:
+            return None
+        device = like['tokens'].device
+        if hasattr(self.conditioner, 'encoder'):
+            return self.conditioner.null(batch_size, device, length=like['tokens'].shape[1])
+        return self.conditioner.null(batch_size, device)
+
+    def _denoiser(self, generator: nn.Module):
+        mask = self.packing.mask
+
+        def model_fn(x, timesteps, condition):
+            # Padding carries no signal: keep it at zero going in and coming out.
+            return generator(x * mask, timesteps, condition) * mask
+        return model_fn
+
+    # -- training ----------------------------------------------------------------------------
+    def train_step(self, data: Union[dict, list], optim_wrapper) -> Dict[str, torch.Tensor]:
+        batch = self.data_preprocessor(data, True)
+        x0 = self.to_canvas(self.latents_of(batch))
+        with optim_wrapper.optim_context(self):
+            condition = self.condition_of(batch)
+            losses = self.scheduler.training_loss(self._denoiser(self.generator), x0,
+                                                  condition=condition, mask=self.packing.mask)
+        loss, log_vars = self.parse_losses(dict(loss_flow=losses['loss']))
+        optim_wrapper.update_params(loss)
+        self.update_ema()
+        return log_vars
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """ema <- decay * ema + (1 - decay) * weights, with a warm-up so early EMA is not stale."""
+        self.ema_steps += 1
+        step = self.ema_steps.item()
+        decay = min(self.ema_decay, (1 + step) / (10 + step))
+        ema = list(self.ema_generator.parameters())
+        torch._foreach_lerp_(ema, list(self.generator.parameters()), 1.0 - decay)
+
+    def forward(self, mode: str = 'tensor', **batch) -> Union[dict, list]:
+        if mode == 'loss':
+            x0 = self.to_canvas(self.latents_of(batch))
+            condition = self.condition_of(batch)
+            return dict(loss_flow=self.scheduler.training_loss(
+                self._denoiser(self.generator), x0, condition=condition,
+                mask=self.packing.mask)['loss'])
+        if mode == 'predict':
+            count = len(batch.get('label', batch.get('text', [])))
+            return self.sample(count, labels=batch.get('label'), texts=batch.get('text'))
+        if mode == 'tensor':
+            return self.to_canvas(self.latents_of(batch))
+        raise ValueError(f'unknown forward mode {mode!r}; expected "loss", "predict" or "tensor"')
+
+    # -- sampling ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, num_samples: int, labels: Optional[torch.Tensor] = None,
+               texts: Optional[List[str]] = None, mode: str = 'joint',
+               known_latents: Optional[Dict[str, torch.Tensor]] = None,
+               num_steps: Optional[int] = None, guidance_scale: Optional[float] = None,
+               generator: Optional[torch.Generator] = None, use_ema: bool = True,
+               progress: bool = False, decode: bool = True) -> List[dict]:
+        """Generate ``num_samples`` clips.
+
+        Args:
+            labels / texts: class ids (B,) or prompts (B strings) for a conditional model.
+            mode: 'joint', 'audio_to_video' or 'video_to_audio' (the latter two need
+                ``known_latents`` holding the known modality's planes, e.g. from ``encode``).
+            num_steps, guidance_scale: sampler settings (defaults: scheduler's, model's).
+            generator: torch.Generator for the noise (reproducible samples).
+
+        Returns one dict per sample: ``video`` (3, T, H, W), ``audio`` (1, T, Ha, Wa) in [-1, 1]
+        (when ``decode``) and ``latents`` (the six planes).
+        """
+        if mode not in GENERATION_MODES:
+            raise ValueError(f'mode must be one of {GENERATION_MODES}, got {mode!r}')
+        device = self.packing.mask.device
+        condition = null = None
+        if self.conditioner is not None:
+            if labels is None and texts is None:
+                raise ValueError('this model is conditional: give labels or texts')
+            source = dict(label=torch.as_tensor(labels, device=device) if labels is not None
+                          else None, text=list(texts) if texts is not None else None)
+            condition = self.condition_of(source)
+            null = self.null_condition(num_samples, condition)
+        mask = self.packing.mask
+        shape = (num_samples, self.normalizer.channels, *mask.shape[2:])
+        noise = torch.randn(shape, generator=generator, device=device) * mask
+        known = known_mask = None
+        if mode != 'joint':
+            if known_latents is None:
+                raise ValueError(f'mode {mode!r} needs known_latents of the given modality')
+            given = 'audio' if mode == 'audio_to_video' else 'video'
+            known = self.to_canvas({k: known_latents[k] if k.startswith(given)
+                                    else torch.zeros_like(known_latents[k]) for k in LATENT_KEYS})
+            known_mask = self.packing.pack({
+                k: torch.full_like(known_latents[k], float(k.startswith(given)))
+                for k in LATENT_KEYS})
+        low, high = self.normalizer.bounds(self.packing.unpack(noise))
+        bounds = (self.packing.pack(low) + (1 - mask) * -3.0,
+                  self.packing.pack(high) + (1 - mask) * 3.0)
+        canvas = self.scheduler.sample(
+            self._denoiser(self.ema_generator if use_ema else self.generator), noise,
+            condition=condition, null_condition=null,
+            guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
+            num_steps=num_steps, known=known, known_mask=known_mask, generator=generator,
+            progress=progress, bounds=bounds)
+        latents = self.from_canvas(canvas * mask)
+        outputs = [dict(latents={k: v[i] for k, v in latents.items()})
+                   for i in range(num_samples)]
+        if decode:
+            video, audio = self.autoencoder.decode(latents)
+            for i, output in enumerate(outputs):
+                output.update(video=video[i].clamp(-1, 1), audio=audio[i].clamp(-1, 1))
+        return outputs
