@@ -21,11 +21,6 @@ Bound = Union[float, torch.Tensor]
 TIMESTEP_SAMPLINGS = ('uniform', 'logit_normal')
 
 
-def _per_sample(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """(B,) -> (B, 1, ..., 1) in x's dtype, to broadcast over a sample (B, ...)."""
-    return values.to(x.dtype).reshape(-1, *([1] * (x.dim() - 1)))
-
-
 def reflect(x: torch.Tensor, low: Bound, high: Bound) -> torch.Tensor:
     """Mirror the elements of x outside [low, high] back into it; bounds broadcast to x.
 
@@ -74,7 +69,7 @@ class RectifiedFlow:
         self.shift = shift
 
     def shift_times(self, t: torch.Tensor) -> torch.Tensor:
-        """``shift t / (1 + (shift - 1) t)``: keeps 0 and 1, moves the rest toward 1 if shift > 1."""
+        """``shift t / (1 + (shift - 1) t)``: 0 and 1 stay, the rest move toward 1 if shift > 1."""
         return self.shift * t / (1 + (self.shift - 1) * t)
 
     def sample_times(self, batch_size: int, device: Optional[torch.device] = None,
@@ -96,7 +91,7 @@ class RectifiedFlow:
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor,
                   timesteps: torch.Tensor) -> torch.Tensor:
         """``x_t = (1 - t) x0 + t noise``; x0, noise: (B, ...), timesteps: (B,) in model units."""
-        t = _per_sample(timesteps / self.num_timesteps, x0)
+        t = (timesteps / self.num_timesteps).to(x0.dtype).reshape(-1, *([1] * (x0.dim() - 1)))
         return (1 - t) * x0 + t * noise
 
     def training_loss(self, model_fn: ModelFn, x0: torch.Tensor, condition: Condition = None,
@@ -138,7 +133,7 @@ class RectifiedFlow:
         constrain = self._step_constraint(bounds)
         x = noise.to(torch.promote_types(noise.dtype, torch.float32))
         fixed = KnownElements.from_args(known, known_mask, x, generator)
-        for i in tqdm(range(len(times) - 1), desc='rflow', disable=not progress):
+        for i in tqdm(range(len(times) - 1), desc=type(self).__name__, disable=not progress):
             timesteps = torch.full((x.shape[0],), times[i] * self.num_timesteps,
                                    device=x.device, dtype=torch.float32)
             if fixed is not None:

@@ -1,5 +1,6 @@
 """Rebuild a trained model from its checkpoint alone (the Runner embeds the resolved config)."""
-from typing import Tuple
+import os
+from typing import Optional, Tuple
 
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
@@ -19,15 +20,24 @@ def config_from_checkpoint(path: str) -> Config:
     return Config.fromstring(text, file_format='.py')
 
 
-def load_model(path: str, device: str = 'cpu') -> Tuple[nn.Module, Config]:
-    """Build the checkpoint's model from its stored config and load its weights (eval mode).
+def load_model(path: str, device: str = 'cpu', cfg: Optional[Config] = None
+               ) -> Tuple[nn.Module, Config]:
+    """Build the checkpoint's model (from ``cfg``, else its stored config), load its weights.
 
-    Raises a clear error when the weights do not fit the config (mismatched checkpoint).
+    A generator whose autoencoder was built from ``dict(checkpoint=...)`` is rebuilt from the
+    autoencoder architecture saved in its own state when that file is gone, so a generator
+    checkpoint is self-contained. Raises a clear error when the weights do not fit the config.
     """
-    cfg = config_from_checkpoint(path)
+    cfg = cfg if cfg is not None else config_from_checkpoint(path)
     init_default_scope(cfg.get('default_scope', 'pavdit'))
-    model = MODELS.build(cfg.model)
     state = load_checkpoint_file(path, map_location='cpu')['state_dict']
+    autoencoder = cfg.model.get('autoencoder')
+    saved = state.get('_extra_state', {}).get('autoencoder') if isinstance(
+        state.get('_extra_state'), dict) else None
+    if (isinstance(autoencoder, dict) and 'checkpoint' in autoencoder
+            and not os.path.isfile(autoencoder['checkpoint']) and saved):
+        cfg.model.autoencoder = saved
+    model = MODELS.build(cfg.model)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise RuntimeError(f'checkpoint {path} does not match its model config: missing '

@@ -11,7 +11,7 @@ Sampling: noise canvas -> scheduler (reflected flow, 30 steps by default) -> unp
 video-to-audio hold the known modality's planes fixed (re-noised to the current time) at every step.
 """
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModel
@@ -38,22 +38,26 @@ def plane_shapes(video_size: Sequence[int], audio_size: Sequence[int], video_pat
     return shapes
 
 
-def build_autoencoder(autoencoder: Union[dict, nn.Module]) -> nn.Module:
-    """An MDSA from a module, a config, or ``dict(checkpoint=path)`` (a tools/train.py checkpoint);
-    its discriminators and perceptual loss are dropped (not needed to encode and decode)."""
+def build_autoencoder(autoencoder: Union[dict, nn.Module]) -> Tuple[nn.Module, Optional[dict]]:
+    """An MDSA from a module, a config, or ``dict(checkpoint=path)`` (a tools/train.py checkpoint),
+    without its discriminators and perceptual loss (not needed to encode and decode).
+
+    Returns the frozen model and its architecture config (None for a module given as is).
+    """
+    encode_only = dict(video_discriminator=None, audio_discriminator=None, perceptual_loss=None)
     if isinstance(autoencoder, nn.Module):
-        model = autoencoder
+        model, architecture = autoencoder, None
     elif 'checkpoint' in autoencoder:
-        model, _ = load_model(autoencoder['checkpoint'])
+        model, cfg = load_model(autoencoder['checkpoint'])
+        architecture = dict(cfg.model.to_dict(), **encode_only)
     else:
-        cfg = dict(autoencoder, video_discriminator=None, audio_discriminator=None,
-                   perceptual_loss=None)
-        model = MODELS.build(cfg)
+        architecture = dict(autoencoder, **encode_only)
+        model = MODELS.build(architecture)
     model.discriminators = None
     model.perceptual_loss = None
     for p in model.parameters():
         p.requires_grad_(False)
-    return model.eval()
+    return model.eval(), architecture
 
 
 @MODELS.register_module()
@@ -82,7 +86,7 @@ class PAVDiT(BaseModel):
                      type='SoundingVideoDataPreprocessor'),
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.autoencoder = build_autoencoder(autoencoder)
+        self.autoencoder, self.autoencoder_architecture = build_autoencoder(autoencoder)
         channels = self.autoencoder.latent_channels
         shapes = plane_shapes(video_size, audio_size,
                               self.autoencoder.branches['video'].encoder.patch_size,
@@ -98,7 +102,16 @@ class PAVDiT(BaseModel):
         self.scheduler = (DIFFUSION_SCHEDULERS.build(scheduler) if isinstance(scheduler, dict)
                           else scheduler)
         self.guidance_scale, self.ema_decay = guidance_scale, ema_decay
+        self.video_size, self.audio_size = tuple(video_size), tuple(audio_size)
         self.register_buffer('ema_steps', torch.tensor(0, dtype=torch.long))
+
+    def get_extra_state(self) -> dict:
+        """Saved with the weights: the autoencoder's architecture, so a checkpoint can be rebuilt
+        even where the autoencoder's own checkpoint file is not (see engine.checkpoints)."""
+        return dict(autoencoder=self.autoencoder_architecture)
+
+    def set_extra_state(self, state: dict) -> None:
+        self.autoencoder_architecture = state.get('autoencoder')
 
     def train(self, mode: bool = True):
         super().train(mode)
