@@ -162,3 +162,16 @@ def test_unconditional_model_and_shelf_packing():
     assert model.generator.num_frames == model.packing.num_frames < 6
     out = model.sample(1, num_steps=2)
     assert out[0]['video'].shape == (3, 4, 16, 16)
+
+
+@pytest.mark.parametrize('name', ['ReflectedFlow', 'RectifiedFlow', 'DDPM', 'DDIM'])
+def test_scheduler_is_selectable_from_the_command_line(name):
+    from mmengine.config import Config
+
+    from pavdit.registry import DIFFUSION_SCHEDULERS
+    from tests.conftest import REPO_ROOT
+    for config in ('pavdit_landscape', 'pavdit_synthetic_tiny'):
+        cfg = Config.fromfile(REPO_ROOT / 'configs' / 'pavdit' / f'{config}.py')
+        cfg.merge_from_dict({'model.scheduler.type': name})  # what --cfg-options does
+        scheduler = DIFFUSION_SCHEDULERS.build(cfg.model.scheduler)
+        assert type(scheduler).__name__ == name and scheduler.num_sampling_steps == 30
