@@ -31,7 +31,8 @@ from mmengine.registry import Registry
 SCOPE = 'pavdit'
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope=SCOPE,
-                  locations=['pavdit.models', 'pavdit.data.preprocessor'])
+                  locations=['pavdit.models', 'pavdit.data.preprocessor',
+                             'pavdit.evaluation.detectors'])
 MODEL_WRAPPERS = Registry('model wrapper', parent=MMENGINE_MODEL_WRAPPERS, scope=SCOPE,
                           locations=['pavdit.engine'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope=SCOPE, locations=['pavdit.data'])

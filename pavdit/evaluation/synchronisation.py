@@ -1,0 +1,244 @@
+"""Audio-visual synchronisation measures: AV-Align, audio offset, audio-visual event detection.
+
+Everything works on one (T,) signal per modality with one value per video frame:
+
+- video: :func:`motion_energy` (mean Farneback optical-flow magnitude, as AV-Align) and
+  :func:`visual_onset` (where something *appears*: flow rise plus brightness increase);
+- audio: :func:`onset_strength` (log-mel spectral flux, the largest in each frame's span).
+
+Frames are either uint8 (T, H, W, 3) RGB, as decoded from a file, or float (3, T, H, W) in
+[-1, 1], as the models see them; the layout is told apart by dtype. A waveform is (N,) or (1, N)
+with N = T * sample_rate / fps. numpy arrays and torch tensors are both accepted.
+"""
+import cv2
+import numpy as np
+import torch
+import torchaudio
+
+from pavdit.data.synthetic import samples_per_frame
+
+
+def _numpy(x) -> np.ndarray:
+    """numpy view of an array or tensor; half-precision tensors become float32 (numpy lacks bf16)."""
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        return (x.float() if x.is_floating_point() else x).numpy()
+    return np.asarray(x)
+
+
+def gray_frames(frames) -> np.ndarray:
+    """uint8 (T, H, W, 3) or float (3, T, H, W) in [-1, 1] -> uint8 grayscale (T, H, W)."""
+    frames = _numpy(frames)
+    if frames.dtype == np.uint8:
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f'uint8 frames must be (T, H, W, 3), got {frames.shape}')
+        rgb = frames
+    else:
+        if frames.ndim != 4 or frames.shape[0] != 3:
+            raise ValueError(f'float frames must be (3, T, H, W) in [-1, 1], got {frames.shape}')
+        rgb = np.clip((frames.transpose(1, 2, 3, 0) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb])
+
+
+def _flow_magnitude(prev: np.ndarray, curr: np.ndarray) -> float:
+    # AV-Align's Farneback settings: pyramid scale 0.5, 3 levels, 15 px window, 3 iterations,
+    # polynomial neighbourhood 5 with sigma 1.2.
+    flow = cv2.calcOpticalFlowFarneback(prev, curr, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+    return float(np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2).mean())
+
+
+def motion_energy(frames) -> np.ndarray:
+    """(T,) mean optical-flow magnitude (pixels) of the motion *into* each frame.
+
+    Frame t > 0 gets the flow from frame t-1 to t; frame 0, which has no predecessor, repeats the
+    flow from 0 to 1 (AV-Align's convention, so that peak positions match the original metric).
+    A single frame gives [0].
+    """
+    gray = gray_frames(frames)
+    if len(gray) < 2:
+        return np.zeros(len(gray))
+    flows = [_flow_magnitude(a, b) for a, b in zip(gray[:-1], gray[1:])]
+    return np.array([flows[0], *flows])
+
+
+def frame_difference(frames) -> np.ndarray:
+    """(T,) mean absolute grayscale difference (in [0, 1]) of each frame from the previous one.
+
+    Frame 0 repeats frame 1's value, as in :func:`motion_energy`.
+    """
+    gray = gray_frames(frames).astype(np.float64) / 255
+    if len(gray) < 2:
+        return np.zeros(len(gray))
+    diffs = np.abs(np.diff(gray, axis=0)).mean((1, 2))
+    return np.concatenate([diffs[:1], diffs])
+
+
+def onset_strength(waveform, sample_rate: int, fps: float, n_fft: int = 512, n_mels: int = 64,
+                   columns_per_frame: int = 8, top_db: float = 80.0) -> np.ndarray:
+    """(T,) audio onset strength per video frame: log-mel spectral flux, max over the frame.
+
+    The flux of STFT column j is the mean over mel bands of the rise in dB from column j-1
+    (negative changes count 0), as librosa's ``onset_strength``. Columns are *not* centred: the
+    waveform is reflect-padded on the left so that column j's window ends on the last sample of
+    hop j, and a column belongs to the frame holding its window's last sample. A sound starting on
+    a frame's first sample thus raises that frame's flux and never the previous frame's, which a
+    centred window would (half a window early).
+
+    Args:
+        waveform: (N,) or (1, N), N a whole number of frames of ``sample_rate / fps`` samples.
+        n_fft: window length (Hann), 32 ms at 16 kHz.
+        columns_per_frame: STFT hops per video frame (hop = samples per frame // this).
+        top_db: dB below the clip's loudest mel bin at which quieter bins are floored, so that
+            silence (or digital zeros) adds no flux.
+    """
+    waveform = torch.as_tensor(_numpy(waveform), dtype=torch.float32).reshape(-1)
+    per_frame = samples_per_frame(fps, sample_rate)
+    if len(waveform) % per_frame:
+        raise ValueError(f'waveform length {len(waveform)} is not a whole number of video frames '
+                         f'({per_frame} samples each)')
+    num_frames, hop = len(waveform) // per_frame, max(1, per_frame // columns_per_frame)
+    pad = n_fft - hop
+    mode = 'reflect' if len(waveform) > pad else 'constant'
+    padded = torch.nn.functional.pad(waveform[None, None], (pad, 0), mode=mode)[0, 0]
+    spectrum = torch.stft(padded, n_fft, hop, window=torch.hann_window(n_fft), center=False,
+                          return_complex=True).abs() ** 2                           # (F, C)
+    mel_fb = torchaudio.functional.melscale_fbanks(
+        n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate, norm='slaney',
+        mel_scale='slaney')                                                         # (F, n_mels)
+    db = 10 * torch.log10((mel_fb.T @ spectrum).clamp_min(1e-10)).double()
+    db = db.clamp_min(db.max() - top_db)
+    flux = np.concatenate([[0.0], (db[:, 1:] - db[:, :-1]).clamp_min(0).mean(0).numpy()])
+    column_frame = (np.arange(len(flux)) * hop + hop - 1) // per_frame
+    strength = np.zeros(num_frames)
+    np.maximum.at(strength, column_frame, flux)
+    return strength
+
+
+def visual_onset(frames, radius: int = 3) -> np.ndarray:
+    """(T,) how far each frame departs from its temporal neighbourhood (grayscale, in [0, 1]).
+
+    The mean absolute difference between frame t and the per-pixel median of frames
+    t-radius..t+radius (cut at the clip's ends). A transient change (a flash, an impact, something
+    appearing) raises only the frame where it shows; the frame-to-frame difference and the optical
+    flow also peak on the frame after it, when the scene returns to normal, which makes them
+    ambiguous by one frame and unfit to estimate an offset in frames. Steady motion raises every
+    frame alike and so adds no peaks.
+    """
+    gray = gray_frames(frames).astype(np.float64) / 255
+    return np.array([np.abs(gray[t] - np.median(gray[max(0, t - radius):t + radius + 1], 0)).mean()
+                     for t in range(len(gray))])
+
+
+def detect_peaks(signal, radius: int = 1, k: float = 0.5) -> list[int]:
+    """Frames where ``signal`` (T,) has a clear local maximum, in increasing order.
+
+    A per-frame stand-in for librosa's ``onset_detect`` (which AV-Align uses for audio): frame t
+    is a peak if it is higher than every frame in t-radius..t-1 and at least as high as every frame
+    in t+1..t+radius (a plateau counts once, at its first frame), and if it reaches
+    ``mean + k * std`` of the whole signal, so that the small ups and downs of steady motion or
+    background noise are not peaks. Frame 0 is never a peak: with nothing before it, nothing can
+    be said to start there. A constant signal has no peaks.
+    """
+    x = np.asarray(_numpy(signal), np.float64).reshape(-1)
+    threshold = x.mean() + k * x.std() if len(x) else 0.0
+    return [t for t in range(1, len(x))
+            if x[t] > x[max(0, t - radius):t].max() and x[t] >= x[t:t + radius + 1].max()
+            and x[t] >= threshold]
+
+
+def match_count(first, second, tolerance: int = 1) -> int:
+    """Size of the largest one-to-one matching between two frame lists, pairs at most
+    ``tolerance`` frames apart (a greedy sweep over both sorted lists is optimal on a line)."""
+    first, second = sorted(first), sorted(second)
+    i = j = matched = 0
+    while i < len(first) and j < len(second):
+        if second[j] < first[i] - tolerance:
+            j += 1
+        elif first[i] < second[j] - tolerance:
+            i += 1
+        else:
+            matched, i, j = matched + 1, i + 1, j + 1
+    return matched
+
+
+def peak_iou(audio_peaks, video_peaks, tolerance: int = 1) -> float:
+    """AV-Align's intersection over union of two peak lists (frame indices).
+
+    Intersection I: audio peaks with a video peak within ``tolerance`` frames, matched one to one;
+    union: |audio| + |video| - I. The reference implementation lets one video peak match several
+    audio peaks, which can push the score above 1; one-to-one matching keeps it in [0, 1]. No
+    peaks at all scores 0: there is nothing aligned to reward.
+    """
+    intersection = match_count(audio_peaks, video_peaks, tolerance)
+    union = len(audio_peaks) + len(video_peaks) - intersection
+    return intersection / union if union else 0.0
+
+
+def _signals(frames, waveform, fps: float, sample_rate: int, video) -> tuple:
+    video_signal, audio_signal = video(frames), onset_strength(waveform, sample_rate, fps)
+    if len(video_signal) != len(audio_signal):
+        raise ValueError(f'{len(video_signal)} video frames but {len(audio_signal)} frames of audio')
+    return video_signal, audio_signal
+
+
+def av_align(frames, waveform, fps: float, sample_rate: int) -> float:
+    """AV-Align (Yariv et al. 2024): IoU of audio onset peaks and optical-flow peaks, in [0, 1].
+
+    Audio peaks come from :func:`onset_strength`, video peaks from :func:`motion_energy`, both
+    picked by :func:`detect_peaks`, and a pair matches within +-1 frame (:func:`peak_iou`). The
+    reference takes every local maximum of the flow as a video peak; here the flow passes the
+    same threshold as the audio, so that steady motion does not fill the clip with peaks.
+    """
+    flow, onsets = _signals(frames, waveform, fps, sample_rate, motion_energy)
+    return peak_iou(detect_peaks(onsets), detect_peaks(flow), tolerance=1)
+
+
+def estimate_offset(frames, waveform, fps: float, sample_rate: int, max_lag: int = 5) -> int:
+    """Audio offset in frames: the lag that best correlates :func:`visual_onset` with
+    :func:`onset_strength`. POSITIVE means the audio is LATE (a sound heard ``lag`` frames after
+    the frame that shows its cause); 0 means in sync.
+
+    The score of lag L is the Pearson correlation of visual[t] with audio[t + L] over the frames
+    where both exist, for L in -max_lag..max_lag (limited to leave 2 overlapping frames). Equal
+    best scores go to the smallest |L|; a clip without any correlation defined gives 0.
+    """
+    visual, audio = _signals(frames, waveform, fps, sample_rate, visual_onset)
+    num_frames = len(visual)
+    best_lag, best_score = 0, -np.inf
+    max_lag = min(max_lag, num_frames - 2)
+    for lag in sorted(range(-max_lag, max_lag + 1), key=abs):
+        v = visual[max(0, -lag):num_frames - max(0, lag)]
+        a = audio[max(0, lag):num_frames - max(0, -lag)]
+        if v.std() > 0 and a.std() > 0:
+            score = np.corrcoef(v, a)[0, 1]
+            if score > best_score:  # strict: a tie keeps the smaller |lag| seen first
+                best_lag, best_score = lag, score
+    return best_lag
+
+
+def detect_events(frames, waveform, fps: float, sample_rate: int, tolerance: int = 1
+                  ) -> list[int]:
+    """Audio-visual events: audio onset peaks with a :func:`visual_onset` peak within
+    ``tolerance`` frames (matched one to one), reported at the audio peak's frame, where the
+    sound starts to the sample."""
+    visual, audio = _signals(frames, waveform, fps, sample_rate, visual_onset)
+    visual_peaks = detect_peaks(visual)
+    events = []
+    for peak in detect_peaks(audio):
+        partner = [v for v in visual_peaks if abs(v - peak) <= tolerance]
+        if partner:
+            visual_peaks.remove(partner[0])
+            events.append(peak)
+    return events
+
+
+def event_precision_recall(predicted_frames, true_frames, tolerance: int = 1
+                           ) -> tuple[float, float]:
+    """(precision, recall) of predicted event frames against true ones, a prediction counting as
+    correct when matched one to one with a true event at most ``tolerance`` frames away.
+
+    With nothing predicted precision is 1 (no false alarm); with nothing to find recall is 1.
+    """
+    hits = match_count(predicted_frames, true_frames, tolerance)
+    return (hits / len(predicted_frames) if len(predicted_frames) else 1.0,
+            hits / len(true_frames) if len(true_frames) else 1.0)
