@@ -2,14 +2,18 @@
 
 Everything works on one (T,) signal per modality with one value per video frame:
 
-- video: :func:`motion_energy` (mean Farneback optical-flow magnitude, as AV-Align) and
-  :func:`visual_onset` (where something *appears*: flow rise plus brightness increase);
+- video: :func:`motion_energy` (mean Farneback optical-flow magnitude, as AV-Align; used by
+  :func:`av_align`) and :func:`visual_onset` (how much a frame departs from its neighbours; used
+  by :func:`estimate_offset` and :func:`detect_events`, as it also sees brightness flashes that
+  carry no motion and marks a transient on its own frame only);
 - audio: :func:`onset_strength` (log-mel spectral flux, the largest in each frame's span).
 
 Frames are either uint8 (T, H, W, 3) RGB, as decoded from a file, or float (3, T, H, W) in
 [-1, 1], as the models see them; the layout is told apart by dtype. A waveform is (N,) or (1, N)
 with N = T * sample_rate / fps. numpy arrays and torch tensors are both accepted.
 """
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -19,7 +23,7 @@ from pavdit.data.synthetic import samples_per_frame
 
 
 def _numpy(x) -> np.ndarray:
-    """numpy view of an array or tensor; half-precision tensors become float32 (numpy lacks bf16)."""
+    """numpy copy of an array or tensor; float tensors become float32 (numpy has no bfloat16)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
         return (x.float() if x.is_floating_point() else x).numpy()
@@ -61,16 +65,12 @@ def motion_energy(frames) -> np.ndarray:
     return np.array([flows[0], *flows])
 
 
-def frame_difference(frames) -> np.ndarray:
-    """(T,) mean absolute grayscale difference (in [0, 1]) of each frame from the previous one.
-
-    Frame 0 repeats frame 1's value, as in :func:`motion_energy`.
-    """
-    gray = gray_frames(frames).astype(np.float64) / 255
-    if len(gray) < 2:
-        return np.zeros(len(gray))
-    diffs = np.abs(np.diff(gray, axis=0)).mean((1, 2))
-    return np.concatenate([diffs[:1], diffs])
+@functools.lru_cache(maxsize=8)
+def _mel_filterbank(n_fft: int, n_mels: int, sample_rate: int) -> np.ndarray:
+    """(n_fft // 2 + 1, n_mels) Slaney mel filterbank from 0 Hz to Nyquist."""
+    return torchaudio.functional.melscale_fbanks(
+        n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate, norm='slaney',
+        mel_scale='slaney').double().numpy()
 
 
 def onset_strength(waveform, sample_rate: int, fps: float, n_fft: int = 512, n_mels: int = 64,
@@ -91,24 +91,21 @@ def onset_strength(waveform, sample_rate: int, fps: float, n_fft: int = 512, n_m
         top_db: dB below the clip's loudest mel bin at which quieter bins are floored, so that
             silence (or digital zeros) adds no flux.
     """
-    waveform = torch.as_tensor(_numpy(waveform), dtype=torch.float32).reshape(-1)
+    waveform = _numpy(waveform).astype(np.float64).reshape(-1)
     per_frame = samples_per_frame(fps, sample_rate)
     if len(waveform) % per_frame:
         raise ValueError(f'waveform length {len(waveform)} is not a whole number of video frames '
                          f'({per_frame} samples each)')
     num_frames, hop = len(waveform) // per_frame, max(1, per_frame // columns_per_frame)
-    pad = n_fft - hop
-    mode = 'reflect' if len(waveform) > pad else 'constant'
-    padded = torch.nn.functional.pad(waveform[None, None], (pad, 0), mode=mode)[0, 0]
-    spectrum = torch.stft(padded, n_fft, hop, window=torch.hann_window(n_fft), center=False,
-                          return_complex=True).abs() ** 2                           # (F, C)
-    mel_fb = torchaudio.functional.melscale_fbanks(
-        n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate, norm='slaney',
-        mel_scale='slaney')                                                         # (F, n_mels)
-    db = 10 * torch.log10((mel_fb.T @ spectrum).clamp_min(1e-10)).double()
-    db = db.clamp_min(db.max() - top_db)
-    flux = np.concatenate([[0.0], (db[:, 1:] - db[:, :-1]).clamp_min(0).mean(0).numpy()])
-    column_frame = (np.arange(len(flux)) * hop + hop - 1) // per_frame
+    padded = np.pad(waveform, (n_fft - hop, 0), mode='reflect' if len(waveform) > 1 else 'edge')
+    num_columns = (len(padded) - n_fft) // hop + 1
+    windows = padded[np.arange(num_columns)[:, None] * hop + np.arange(n_fft)]  # (C, n_fft)
+    hann = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    power = np.abs(np.fft.rfft(windows * hann, axis=1)) ** 2                       # (C, F)
+    db = 10 * np.log10(np.maximum(power @ _mel_filterbank(n_fft, n_mels, sample_rate), 1e-10))
+    db = np.maximum(db, db.max() - top_db)
+    flux = np.concatenate([[0.0], np.maximum(np.diff(db, axis=0), 0).mean(1)])
+    column_frame = (np.arange(num_columns) * hop + hop - 1) // per_frame
     strength = np.zeros(num_frames)
     np.maximum.at(strength, column_frame, flux)
     return strength
@@ -175,9 +172,11 @@ def peak_iou(audio_peaks, video_peaks, tolerance: int = 1) -> float:
 
 
 def _signals(frames, waveform, fps: float, sample_rate: int, video) -> tuple:
+    """(``video(frames)``, :func:`onset_strength`), both (T,); ValueError if their T differ."""
     video_signal, audio_signal = video(frames), onset_strength(waveform, sample_rate, fps)
     if len(video_signal) != len(audio_signal):
-        raise ValueError(f'{len(video_signal)} video frames but {len(audio_signal)} frames of audio')
+        raise ValueError(f'{len(video_signal)} video frames but {len(audio_signal)} frames '
+                         f'of audio')
     return video_signal, audio_signal
 
 
@@ -185,9 +184,12 @@ def av_align(frames, waveform, fps: float, sample_rate: int) -> float:
     """AV-Align (Yariv et al. 2024): IoU of audio onset peaks and optical-flow peaks, in [0, 1].
 
     Audio peaks come from :func:`onset_strength`, video peaks from :func:`motion_energy`, both
-    picked by :func:`detect_peaks`, and a pair matches within +-1 frame (:func:`peak_iou`). The
-    reference takes every local maximum of the flow as a video peak; here the flow passes the
-    same threshold as the audio, so that steady motion does not fill the clip with peaks.
+    picked by :func:`detect_peaks`, and a pair matches within +-1 frame (:func:`peak_iou`).
+    Differences from the reference code: it picks audio onsets with librosa at the STFT's own
+    time resolution and matches them to a video peak strictly less than one frame period away,
+    where we work in whole frames and allow +-1 frame; and it takes every local maximum of the
+    flow as a video peak, where the flow passes the same threshold as the audio, so that steady
+    motion does not fill the clip with peaks.
     """
     flow, onsets = _signals(frames, waveform, fps, sample_rate, motion_energy)
     return peak_iou(detect_peaks(onsets), detect_peaks(flow), tolerance=1)
