@@ -10,6 +10,8 @@ from tests.conftest import run_tool
 def test_demo_runs_the_pipeline_end_to_end(tmp_path):
     out = run_tool('tools/demo.py', '--work-dir', str(tmp_path), timeout=1500).stdout
     assert 'pavdit demo summary' in out
+    assert 'AV-Align' in out and 'reconstruction video PSNR' in out and 'precision' in out
+    assert (tmp_path / 'evaluation' / 'metrics.json').is_file()
     samples = sorted((tmp_path / 'samples').glob('sample_*.mp4'))
     assert len(samples) == 4 and len(list((tmp_path / 'samples').glob('*.png'))) == 4
     for path in samples:

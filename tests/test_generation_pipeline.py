@@ -123,3 +123,18 @@ def test_tiny_generator_overfits_cached_latents_of_two_clips(pipeline):
     samples = model.sample(2, texts=batch['text'], num_steps=10, use_ema=False)
     assert samples[0]['video'].shape == (3, 16, 32, 32) and torch.isfinite(
         samples[0]['audio']).all()
+
+
+def test_test_tool_reports_synchronisation_of_samples_and_reconstruction(pipeline, tmp_path):
+    out = run_tool('tools/test.py', PAVDIT_CACHED, str(pipeline['generator']), '--num-samples',
+                   '4', '--steps', '4', '--out', str(tmp_path / 'gen'), '--cfg-options',
+                   f'model.autoencoder.checkpoint={pipeline["autoencoder"]}',
+                   f'train_dataloader.dataset.cache_dir={pipeline["cache"]}').stdout
+    for key in ('sync/av_align', 'sync/offset_mean_abs', 'sync/offset_zero_rate',
+                'sync/av_event_precision', 'sync/av_event_recall'):
+        assert key in out
+    metrics = json.loads((tmp_path / 'gen' / 'metrics.json').read_text())
+    assert 0 <= metrics['sync/av_align'] <= 1 and (tmp_path / 'gen' / 'metrics.md').is_file()
+    out = run_tool('tools/test.py', MDSA, str(pipeline['autoencoder']), '--num-samples', '2',
+                   '--out', str(tmp_path / 'ae')).stdout
+    assert 'recon/video_psnr' in out and 'sync/event_recall' in out

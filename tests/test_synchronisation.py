@@ -176,7 +176,10 @@ def test_sync_metric_end_to_end(clips):
     metric.process(None, samples[3:])
     results = metric.evaluate(len(samples))
     assert set(results) == {'sync/av_align', 'sync/offset_mean_abs', 'sync/offset_zero_rate',
-                            'sync/event_precision', 'sync/event_recall'}
+                            'sync/event_precision', 'sync/event_recall',
+                            'sync/av_event_precision', 'sync/av_event_recall'}
+    # On real synthetic clips every sound is seen and every visible event heard.
+    assert results['sync/av_event_precision'] >= 0.9 and results['sync/av_event_recall'] >= 0.9
     expected = np.mean([av_align(c['frames'], c['waveform'], FPS, SAMPLE_RATE) for c in chosen])
     assert results['sync/av_align'] == pytest.approx(expected)
     assert results['sync/offset_zero_rate'] == 1.0 and results['sync/offset_mean_abs'] == 0.0

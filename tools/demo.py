@@ -8,7 +8,9 @@
 3. caches the autoencoder's latents of the training clips (PAV-DiT*);
 4. trains the tiny text-conditioned STDiT generator on the cached latents;
 5. samples 4 sounding videos from text prompts (.mp4 with sound) and a preview PNG each;
-6. writes loss-curve PNGs and prints a summary.
+6. measures the synchronisation of 8 samples (AV-Align, audio-video offset, audio-visual event
+   precision / recall) with tools/test.py;
+7. writes loss-curve PNGs and prints a summary.
 """
 import argparse
 import json
@@ -19,6 +21,7 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout too
 
 from tools import cache_latents, reconstruct, sample, train  # noqa: E402
+from tools import test as evaluate  # noqa: E402
 from tools.data import browse, make_synthetic  # noqa: E402
 
 from pavdit.engine.loss_curves import plot_loss_curves, read_scalars  # noqa: E402
@@ -41,7 +44,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     start, out = time.time(), args.work_dir
     paths = {name: osp.join(out, name) for name in (
-        'synthetic', 'previews', 'mdsa', 'reconstructions', 'latents', 'generator', 'samples')}
+        'synthetic', 'previews', 'mdsa', 'reconstructions', 'latents', 'generator', 'samples',
+        'evaluation')}
 
     make_synthetic.main(['--out', paths['synthetic'], '--num', '6', '--resolution', '64'])
     browse.main(['--data-root', paths['synthetic'], '--num', '6', '--out', paths['previews']])
@@ -57,9 +61,12 @@ def main(argv=None) -> None:
                 f'model.autoencoder.checkpoint={autoencoder}',
                 f'train_dataloader.dataset.cache_dir={paths["latents"]}'])
     generator = last_checkpoint(paths['generator'])
+    generator_options = ['--cfg-options', f'model.autoencoder.checkpoint={autoencoder}',
+                         f'train_dataloader.dataset.cache_dir={paths["latents"]}']
     sample.main([GENERATOR_CONFIG, generator, '--prompt', *PROMPTS, '--num-samples', '4',
-                 '--out', paths['samples'], '--cfg-options',
-                 f'model.autoencoder.checkpoint={autoencoder}'])
+                 '--out', paths['samples'], *generator_options])
+    sync = evaluate.main([GENERATOR_CONFIG, generator, '--num-samples', '8', '--out',
+                          paths['evaluation'], *generator_options])
 
     plot_loss_curves(paths['mdsa'], osp.join(out, 'mdsa_loss_curves.png'))
     plot_loss_curves(paths['generator'], osp.join(out, 'generator_loss_curves.png'))
@@ -76,6 +83,11 @@ def main(argv=None) -> None:
           f'{flow[-1][0]}')
     print(f'samples:         {paths["samples"]}/sample_000[0-3].mp4 (video + audio, 1.6 s) and '
           f'.png, prompts {PROMPTS}')
+    print(f'  synchronisation of 8 samples: AV-Align {sync["sync/av_align"]:.3f}, mean |offset| '
+          f'{sync["sync/offset_mean_abs"]:.2f} frames (in sync: '
+          f'{100 * sync["sync/offset_zero_rate"]:.0f}%), audio-visual events precision '
+          f'{sync["sync/av_event_precision"]:.2f} / recall {sync["sync/av_event_recall"]:.2f} '
+          f'({paths["evaluation"]}/metrics.md)')
     print(f'loss curves:     {out}/mdsa_loss_curves.png, {out}/generator_loss_curves.png')
     print(f'time taken:      {time.time() - start:.0f} s')
 

@@ -4,8 +4,9 @@ from typing import Sequence
 import numpy as np
 from mmengine.evaluator import BaseMetric
 
-from pavdit.evaluation.synchronisation import (av_align, detect_events, estimate_offset,
-                                               match_count)
+from pavdit.evaluation.synchronisation import (av_align, detect_events, detect_peaks,
+                                               estimate_offset, match_count, onset_strength,
+                                               visual_onset)
 from pavdit.registry import METRICS
 
 
@@ -25,6 +26,9 @@ class SyncMetric(BaseMetric):
     the constructor's.
 
     Reports: ``av_align`` (mean over clips, see :func:`~.synchronisation.av_align`),
+    ``av_event_precision`` / ``av_event_recall`` (no ground truth needed, so they also rate
+    generated clips: the share of audio onsets with a visual onset within +-``tolerance`` frames -
+    sounds that are seen - and of visual onsets with an audio onset - events that are heard),
     ``offset_mean_abs`` (mean |estimated offset| in frames, see
     :func:`~.synchronisation.estimate_offset`), ``offset_zero_rate`` (fraction of clips estimated
     in sync) and, over the clips with ground truth only, ``event_precision`` / ``event_recall`` of
@@ -50,8 +54,12 @@ class SyncMetric(BaseMetric):
             video, waveform = sample['video'], sample['waveform']
             fps = _field(sample, 'fps', self.fps)
             sample_rate = _field(sample, 'sample_rate', self.sample_rate)
+            audio_onsets = detect_peaks(onset_strength(waveform, sample_rate, fps))
+            visual_onsets = detect_peaks(visual_onset(video))
             result = dict(av_align=av_align(video, waveform, fps, sample_rate),
-                          offset=estimate_offset(video, waveform, fps, sample_rate, self.max_lag))
+                          offset=estimate_offset(video, waveform, fps, sample_rate, self.max_lag),
+                          av_hits=match_count(audio_onsets, visual_onsets, self.tolerance),
+                          audio_onsets=len(audio_onsets), visual_onsets=len(visual_onsets))
             true_events = _field(sample, 'event_frames')
             if true_events is not None:
                 events = detect_events(video, waveform, fps, sample_rate, self.tolerance)
@@ -64,14 +72,20 @@ class SyncMetric(BaseMetric):
         offsets = np.abs([r['offset'] for r in results])
         metrics = dict(av_align=float(np.mean([r['av_align'] for r in results])),
                        offset_mean_abs=float(offsets.mean()),
-                       offset_zero_rate=float((offsets == 0).mean()))
+                       offset_zero_rate=float((offsets == 0).mean()),
+                       **_precision_recall('av_event', sum(r['av_hits'] for r in results),
+                                           sum(r['audio_onsets'] for r in results),
+                                           sum(r['visual_onsets'] for r in results)))
         labelled = [r for r in results if 'hits' in r]
         if labelled:
-            hits = sum(r['hits'] for r in labelled)
-            detected = sum(r['num_detected'] for r in labelled)
-            true = sum(r['num_true'] for r in labelled)
-            # As event_precision_recall: nothing detected is no false alarm, nothing to find is
-            # nothing missed.
-            metrics.update(event_precision=hits / detected if detected else 1.0,
-                           event_recall=hits / true if true else 1.0)
+            metrics.update(_precision_recall('event', sum(r['hits'] for r in labelled),
+                                             sum(r['num_detected'] for r in labelled),
+                                             sum(r['num_true'] for r in labelled)))
         return metrics
+
+
+def _precision_recall(name: str, hits: int, detected: int, reference: int) -> dict:
+    """Micro-averaged precision / recall; as event_precision_recall, nothing detected is no false
+    alarm and nothing to find is nothing missed."""
+    return {f'{name}_precision': hits / detected if detected else 1.0,
+            f'{name}_recall': hits / reference if reference else 1.0}
