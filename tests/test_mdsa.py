@@ -219,3 +219,27 @@ def test_default_attention_path_never_builds_score_matrices():
     fused = {op for op in ops if 'flash_attention' in op or 'efficient_attention' in op}
     assert fused, sorted(ops)
     assert not any('attention_math' in op or op == 'aten::_softmax' for op in ops)
+
+
+def test_paper_size_table5_configs_differ_as_the_issue_requires():
+    """At paper size: five distinct parameter counts, no discriminator without the adversarial
+    loss, and wo_kl equal to the full model but for its loss settings."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from pavdit.registry import MODELS
+    from tests.conftest import REPO_ROOT
+    init_default_scope('pavdit')
+    configs = {name: Config.fromfile(REPO_ROOT / 'configs' / 'mdsa' / f'{name}.py').model
+               for name in TABLE5}
+    counts = {}
+    for name in ('mdsa_landscape', 'mdsa_wo_mtself', 'mdsa_wo_gcm', 'mdsa_wo_biblock',
+                 'pvdm_landscape', 'mdsa_wo_adv'):
+        model = MODELS.build(dict(configs[name], perceptual_loss=None))
+        counts[name] = _count(model)
+        if name == 'mdsa_wo_adv':
+            assert model.discriminators is None
+        del model
+    assert len({counts[n] for n in counts if n != 'mdsa_wo_adv'}) == 5
+    full, no_kl = configs['mdsa_landscape'].to_dict(), configs['mdsa_wo_kl'].to_dict()
+    assert {k for k in full if full[k] != no_kl[k]} == {'loss_weights'}

@@ -51,8 +51,11 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.amp:
         if not torch.cuda.is_available():
             raise RuntimeError('--amp (bf16 autocast) needs a CUDA device; none is available')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.dtype = 'bfloat16'
+        # One wrapper, or one per parameter group (generator / discriminator).
+        wrappers = ([w for w in cfg.optim_wrapper.values() if isinstance(w, dict)]
+                    if 'constructor' in cfg.optim_wrapper else [cfg.optim_wrapper])
+        for wrapper in wrappers:
+            wrapper.update(type='AmpOptimWrapper', dtype='bfloat16')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
