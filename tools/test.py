@@ -25,7 +25,7 @@ from mmengine.evaluator import Evaluator  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pavdit.data import sounding_video_collate  # noqa: E402
-from pavdit.engine.checkpoints import load_model  # noqa: E402
+from pavdit.engine.checkpoints import checkpoint_meta, load_model  # noqa: E402
 from pavdit.registry import DATASETS  # noqa: E402
 from tools.sample import video_like_audio  # noqa: E402
 
@@ -52,7 +52,7 @@ def parse_args(argv=None):
 
 def generated_batches(model, cfg, args, audio_transform):
     """Sample in batches -> lists of metric samples (video, waveform, fps, sample rate, label)."""
-    classes = list(cfg.get('classes') or model_classes(cfg))
+    classes = training_classes(args.checkpoint, cfg)
     generator = torch.Generator(args.device).manual_seed(args.seed)
     for start in range(0, args.num_samples, args.batch_size):
         count = min(args.batch_size, args.num_samples - start)
@@ -66,15 +66,13 @@ def generated_batches(model, cfg, args, audio_transform):
                     text=text) for o, text in zip(outputs, texts)]
 
 
-def model_classes(cfg) -> list:
-    """Class names of the training data (for prompts), from its dataset."""
-    dataset_cfg = cfg.train_dataloader.dataset
-    if dataset_cfg.get('type') == 'LatentCacheDataset':
-        return list(DATASETS.build(dataset_cfg).metainfo['classes'])
-    from pavdit.data.synthetic import CLASSES
-    if dataset_cfg.get('type') == 'SyntheticSoundingVideo':
-        return list(dataset_cfg.get('classes') or CLASSES)
-    return list(DATASETS.build(dataset_cfg).metainfo['classes'])
+def training_classes(checkpoint: str, cfg) -> list:
+    """Class names of the training data (for prompts): what the Runner stored in the checkpoint
+    (``meta.dataset_meta``), else the config's dataset."""
+    stored = (checkpoint_meta(checkpoint).get('dataset_meta') or {}).get('classes')
+    if stored:
+        return list(stored)
+    return list(DATASETS.build(cfg.train_dataloader.dataset).metainfo.get('classes', ()))
 
 
 def reconstructed_batches(model, cfg, args, audio_transform):

@@ -10,10 +10,14 @@ from pavdit.engine.compat import load_checkpoint_file
 from pavdit.registry import MODELS
 
 
+def checkpoint_meta(path: str) -> dict:
+    """The ``meta`` dict of a tools/train.py checkpoint (config text, iteration, dataset_meta)."""
+    return load_checkpoint_file(path, map_location='cpu').get('meta', {})
+
+
 def config_from_checkpoint(path: str) -> Config:
     """The resolved config a Runner stored in the checkpoint's ``meta['cfg']``."""
-    checkpoint = load_checkpoint_file(path, map_location='cpu')
-    text = checkpoint.get('meta', {}).get('cfg')
+    text = checkpoint_meta(path).get('cfg')
     if not text:
         raise KeyError(f'checkpoint {path} holds no config (meta.cfg); it was not written by '
                        f'tools/train.py')
