@@ -66,7 +66,7 @@ class MDSA(BaseModel):
                  modality_weights: Optional[dict] = None,
                  disc_start: Optional[int] = None,
                  data_preprocessor: Union[dict, nn.Module] = dict(
-                     type='SoundingVideoDataPreprocessor'),
+                     type='pavdit.SoundingVideoDataPreprocessor'),
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.latent_channels = latent_channels

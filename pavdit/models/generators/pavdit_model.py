@@ -83,7 +83,7 @@ class PAVDiT(BaseModel):
                  conditioner: Optional[dict] = None, guidance_scale: float = 4.0,
                  ema_decay: float = 0.9999,
                  data_preprocessor: Union[dict, nn.Module] = dict(
-                     type='SoundingVideoDataPreprocessor'),
+                     type='pavdit.SoundingVideoDataPreprocessor'),
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.autoencoder, self.autoencoder_architecture = build_autoencoder(autoencoder)
