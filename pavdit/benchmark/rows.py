@@ -35,17 +35,28 @@ PRESETS = {
     'paper': dict(frames=16, resolution=256, low_resolutions=(64, 128), batch_size=2,
                   pavdit=dict(hidden_size=1152, depth=16, num_heads=16, steps=30, mdsa=None),
                   mm_diffusion=dict(model_channels=128, steps=20),
-                  mm_ldm=dict(variant='S', steps=50)),
+                  mm_ldm=dict(variant='S', num_sampling_steps=50)),
     'cpu': dict(frames=8, resolution=64, low_resolutions=(16, 32), batch_size=2,
                 pavdit=dict(hidden_size=192, depth=4, num_heads=4, steps=10,
                             mdsa=dict(width=64, depth=1, num_heads=2)),
                 mm_diffusion=dict(model_channels=32, steps=10),
-                mm_ldm=dict(scale='cpu', steps=10)),
+                mm_ldm=dict(frames=8, image_size=64, audio_size=(64, 64),
+                            vae_channels=(32, 64, 128, 128), vae_blocks=1,
+                            video_latent_shape=(16, 4, 4), audio_latent_shape=(16, 2, 2),
+                            ae_channels=32, ae_blocks=1, ae_head_dim=32, dit_hidden=96,
+                            dit_depth=4, dit_heads=4, num_sampling_steps=10,
+                            audio_sample_rate=16000, audio_num_samples=12800, audio_n_fft=512)),
     'tiny': dict(frames=4, resolution=32, low_resolutions=(16, 16), batch_size=1,
                  pavdit=dict(hidden_size=32, depth=1, num_heads=2, steps=2,
                              mdsa=dict(width=32, depth=1, num_heads=2)),
                  mm_diffusion=dict(model_channels=16, steps=2),
-                 mm_ldm=dict(scale='tiny', steps=2)),
+                 mm_ldm=dict(frames=4, image_size=32, audio_size=(32, 32),
+                             vae_channels=(16, 16, 32, 32), vae_blocks=1,
+                             video_latent_shape=(8, 2, 2), audio_latent_shape=(8, 2, 2),
+                             ae_channels=16, ae_blocks=1, ae_head_dim=16, dit_hidden=32,
+                             dit_depth=2, dit_heads=2, num_sampling_steps=2,
+                             audio_sample_rate=16000, audio_num_samples=6400, audio_n_fft=128,
+                             griffin_lim_iters=2)),
 }
 
 
@@ -149,18 +160,24 @@ def _mm_diffusion_row(name: str, settings: dict, device: str) -> Row:
                   audio_samples=settings['frames'] * 1600, model_channels=sizes['model_channels'],
                   num_sampling_steps=sizes['steps'])
     model = MMDiffusion(**kwargs).to(device)
-    return Row(name, model, lambda b: model.make_batch(b, device=device, generator=_generator(
-        device)), model.loss, lambda b: model.sample(b, generator=_generator(device)),
-        resolution)
+
+    def make_batch(batch_size: int) -> dict:
+        return model.make_batch(batch_size, device=device, generator=_generator(device))
+
+    def denoiser(batch_size: int):
+        batch = model.make_batch(batch_size, device=device)
+        return model, (batch['video'], batch['audio'],
+                       torch.full((batch_size,), 500.0, device=device))
+
+    return Row(name, model, make_batch, model.loss,
+               lambda b: model.sample(b, generator=_generator(device)), denoiser, resolution)
 
 
 def _mm_ldm_row(name: str, settings: dict, device: str, latent_only: bool) -> Row:
-    from pavdit.models.baselines.mm_ldm import MMLDM
-    sizes = settings['mm_ldm']
-    kwargs = MMLDM.paper_config(sizes.get('variant', 'S'))
-    kwargs = MMLDM.scaled_config(kwargs, sizes['scale'], settings['frames'],
-                                 settings['resolution']) if 'scale' in sizes else kwargs
-    kwargs.update(num_sampling_steps=sizes['steps'])
+    from pavdit.models.baselines.mm_ldm import MMLDM, paper_config
+    sizes = dict(settings['mm_ldm'])
+    kwargs = paper_config(sizes.pop('variant')) if 'variant' in sizes else {}
+    kwargs.update(sizes)
     model = MMLDM(**kwargs).to(device)
 
     def make_batch(batch_size: int) -> dict:
@@ -170,7 +187,12 @@ def _mm_ldm_row(name: str, settings: dict, device: str, latent_only: bool) -> Ro
     def sample(batch_size: int):
         return model.sample(batch_size, generator=_generator(device), decode=not latent_only)
 
-    return Row(name, model, make_batch, model.loss, sample, settings['resolution'])
+    def denoiser(batch_size: int):
+        latents = model.make_batch(batch_size, device=device, latents=True)
+        return model.dit, (latents['video_latent'], latents['audio_latent'],
+                           torch.full((batch_size,), 500.0, device=device))
+
+    return Row(name, model, make_batch, model.loss, sample, denoiser, model.image_size)
 
 
 def row_parameters(row: Row) -> int:
@@ -184,6 +206,7 @@ def paper_parameter_counts() -> Dict[str, int]:
     """Parameters of the paper-size models, built on the meta device (no memory)."""
     from pavdit.models.baselines.mm_diffusion import MMDiffusion
     from pavdit.models.baselines.mm_ldm import MMLDM
+    from pavdit.models.baselines.mm_ldm import paper_config as mm_ldm_paper_config
     counts = {}
     init_default_scope('pavdit')
     with torch.device('meta'):
@@ -193,5 +216,5 @@ def paper_parameter_counts() -> Dict[str, int]:
             **MMDiffusion.paper_config(64)).parameters())
         for variant in ('S', 'B', 'L'):
             counts[f'MM-LDM-{variant}'] = sum(p.numel() for p in MMLDM(
-                **MMLDM.paper_config(variant)).parameters())
+                **mm_ldm_paper_config(variant)).parameters())
     return counts

@@ -6,7 +6,8 @@ noise, ...)`` and ``add_noise(x0, noise, timesteps)``, with ``model_fn(x, timest
 from pavdit.diffusion.conditions import (KnownElements, concat_conditions, guided_prediction,
                                          masked_mse)
 from pavdit.diffusion.ddpm import DDIM, DDPM
+from pavdit.diffusion.dpm_solver import DPMSolver
 from pavdit.diffusion.flow import RectifiedFlow, ReflectedFlow, reflect
 
-__all__ = ['DDIM', 'DDPM', 'KnownElements', 'RectifiedFlow', 'ReflectedFlow', 'concat_conditions',
+__all__ = ['DDIM', 'DDPM', 'DPMSolver', 'KnownElements', 'RectifiedFlow', 'ReflectedFlow', 'concat_conditions',
            'guided_prediction', 'masked_mse', 'reflect']

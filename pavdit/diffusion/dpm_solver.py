@@ -24,7 +24,7 @@ prediction at (x_s, s):
 
 - order 1 (= DDIM): ``x_t = alpha_t / alpha_s x_s - sigma_t (e^h - 1) eps_s``
 - order 2: ``u = alpha_s1 / alpha_s x_s - sigma_s1 (e^{r1 h} - 1) eps_s``, then
-  ``x_t = alpha_t / alpha_s x_s - sigma_t (e^h - 1) eps_s - sigma_t (e^h - 1) / (2 r1) (eps(u, s1) - eps_s)``
+  ``x_t = alpha_t / alpha_s x_s - sigma_t (e^h - 1) (eps_s + (eps(u, s1) - eps_s) / (2 r1))``
 - order 3: ``u1`` as above; ``u2 = alpha_s2 / alpha_s x_s - sigma_s2 (e^{r2 h} - 1) eps_s
   - sigma_s2 r2 / r1 ((e^{r2 h} - 1) / (r2 h) - 1) D1`` with ``D1 = eps(u1, s1) - eps_s``;
   ``x_t = alpha_t / alpha_s x_s - sigma_t (e^h - 1) eps_s - sigma_t / r2 ((e^h - 1) / h - 1) D2``

@@ -1,3 +1,3 @@
 """All nn.Module components, registered in ``pavdit.registry.MODELS``, by role."""
-from pavdit.models import (autoencoders, discriminators, generators, layers, losses,  # noqa: F401
-                           text_encoders, toy)
+from pavdit.models import (autoencoders, baselines, discriminators, generators,  # noqa: F401
+                           layers, losses, text_encoders, toy)
