@@ -120,7 +120,7 @@ def table3(results: list, args) -> str:
         lines.append(f'| {r["title"]} | {r["resolution"]}^2 | {r["train_s"]:.3f} s | '
                      f'{r["infer_s"]:.2f} s | {ratio_train:.2f}x | {ratio_infer:.2f}x | '
                      f'{r["memory_mb"]:.0f} MiB | {r["parameters"] / 1e6:.1f}M | '
-                     f'{r["gflops"]:.1f} | {paper[0]} s | {paper[1]} s |')
+                     f'{r["gflops"]:.3g} | {paper[0]} s | {paper[1]} s |')
     return '\n'.join(lines) + '\n'
 
 

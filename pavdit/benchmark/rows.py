@@ -55,7 +55,7 @@ PRESETS = {
                              video_latent_shape=(8, 2, 2), audio_latent_shape=(8, 2, 2),
                              ae_channels=16, ae_blocks=1, ae_head_dim=16, dit_hidden=32,
                              dit_depth=2, dit_heads=2, num_sampling_steps=2,
-                             audio_sample_rate=16000, audio_num_samples=6400, audio_n_fft=128,
+                             audio_sample_rate=16000, audio_num_samples=6400, audio_n_fft=256,
                              griffin_lim_iters=2)),
 }
 
@@ -210,8 +210,14 @@ def paper_parameter_counts() -> Dict[str, int]:
     counts = {}
     init_default_scope('pavdit')
     with torch.device('meta'):
-        counts['PAV-DiT'] = row_parameters(_pavdit_row('pavdit', PRESETS['paper'], 'meta',
-                                                       latent_only=False))
+        sizes = PRESETS['paper']['pavdit']
+        autoencoder = Config.fromfile(CONFIGS / '_base_' / 'models' / 'mdsa.py').model.to_dict()
+        autoencoder.update(video_discriminator=None, audio_discriminator=None,
+                           perceptual_loss=None)
+        generator = MODELS.build(dict(type='STDiT', hidden_size=sizes['hidden_size'],
+                                      depth=sizes['depth'], num_heads=sizes['num_heads']))
+        counts['PAV-DiT'] = sum(p.numel() for m in (MODELS.build(autoencoder), generator)
+                                for p in m.parameters())
         counts['MM-Diffusion (64)'] = sum(p.numel() for p in MMDiffusion(
             **MMDiffusion.paper_config(64)).parameters())
         for variant in ('S', 'B', 'L'):

@@ -29,7 +29,7 @@ class _CanvasPacking(nn.Module):
         self.canvas = tuple(canvas)
         self.placements = placements
         self.num_frames = 1 + max(frame for frame, _, _ in placements.values())
-        mask = torch.zeros(1, 1, self.num_frames, *self.canvas)
+        mask = torch.zeros(1, 1, self.num_frames, *self.canvas, device='cpu')  # also under meta
         for key, (h, w) in self.plane_shapes.items():
             frame, top, left = placements[key]
             if mask[..., frame, top:top + h, left:left + w].any():
