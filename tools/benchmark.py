@@ -2,14 +2,16 @@
 parameters and FLOPs; plus attention-kernel and scaling studies.
 
     python tools/benchmark.py [--models ROW ...] [--preset cpu|paper|tiny] [--device cpu|cuda]
-        [--runs 3] [--warmup 1] [--out FILE.md] [--attention] [--scaling]
+        [--runs 3] [--warmup 1] [--kernel auto|sdpa|math|flash_attn] [--out FILE.md]
+        [--attention] [--scaling]
 
 Rows (``--models``): mm_diffusion_64, mm_diffusion_128, mm_ldm, mm_ldm_star, pavdit, pavdit_star
 (* = generator only: latents precomputed, no decoding when sampling). Train/step: batch 2,
 forward + backward + optimizer step; infer/sample: one clip, the whole sampling (decoding and
 Griffin-Lim included except for * rows); medians of ``--runs`` after ``--warmup``. Every row runs
 in its own process, so the CPU peak memory (peak RSS) is that row's. On CUDA: bf16 autocast and
-the attention kernel of ``--kernel`` (default auto: flash-attn when installed, else SDPA).
+the attention kernel of ``--kernel`` (default: the models' own, ``auto``: flash-attn when
+installed, else SDPA).
 Writes a markdown table shaped like Table 3 (with speed-ups against PAV-DiT) and a JSON beside it.
 """
 import argparse
@@ -42,6 +44,8 @@ def parse_args(argv=None):
     parser.add_argument('--runs', type=int, default=3)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--no-amp', action='store_true', help='fp32 on CUDA (default bf16)')
+    parser.add_argument('--kernel', default=None,
+                        help='attention kernel for every model (default: each model\'s, auto)')
     parser.add_argument('--out', default='work_dirs/benchmark.md')
     parser.add_argument('--attention', action='store_true', help='attention-kernel study')
     parser.add_argument('--scaling', action='store_true', help='PAV-DiT cost vs frames/size')
@@ -56,6 +60,8 @@ def measure_row(args) -> dict:
     """Build one row and time it (runs in a child process)."""
     row = build_row(args.row, args.preset, args.device, frames=args.frames,
                     resolution=args.resolution)
+    if args.kernel:
+        use_attention_kernel(row.module, args.kernel)
     amp = not args.no_amp
     batch_size = PRESETS[args.preset]['batch_size']
     batch = row.make_batch(batch_size)
@@ -83,13 +89,23 @@ def measure_row(args) -> dict:
                 parameters=row_parameters(row), gflops=flops / 1e9, device=args.device)
 
 
+def use_attention_kernel(module: torch.nn.Module, name: str) -> None:
+    """Switch every pavdit attention block inside ``module`` to kernel ``name``."""
+    from pavdit.models.layers.attention import _MultiHeadAttention
+    from pavdit.models.layers.attention_kernels import get_attention_kernel
+    for block in module.modules():
+        if isinstance(block, _MultiHeadAttention):
+            block.kernel, block.kernel_name = get_attention_kernel(name), name
+
+
 def run_child(args, row: str, **overrides) -> dict:
     """Measure ``row`` in a fresh process (its own peak memory) and return its result."""
     with tempfile.NamedTemporaryFile(suffix='.json', delete=False) as handle:
         out = handle.name
     command = [sys.executable, __file__, '--row', row, '--preset', args.preset, '--device',
                args.device, '--runs', str(args.runs), '--warmup', str(args.warmup),
-               '--json-out', out] + (['--no-amp'] if args.no_amp else [])
+               '--json-out', out] + (['--no-amp'] if args.no_amp else []) + (
+                   ['--kernel', args.kernel] if args.kernel else [])
     for key, value in overrides.items():
         command += [f'--{key}', str(value)]
     subprocess.run(command, check=True)
