@@ -146,10 +146,10 @@ def attention_study(args) -> str:
     from pavdit.registry import ATTENTION_KERNELS
     paper = args.preset == 'paper'
     shapes = {  # (batch * groups, heads, tokens, head dim)
-        'STDiT spatial (6 planes x 16x16 tokens)': (2 * 6, 16, 256, 72) if paper else (12, 4, 64, 48),
-        'STDiT temporal (6 slots)': (2 * 256, 16, 6, 72) if paper else (128, 4, 6, 48),
-        'TimeSformer spatial (32x32 patches)': (2 * 16, 6, 1024, 64) if paper else (16, 2, 64, 32),
-        'TimeSformer temporal (16 frames)': (2 * 1024, 6, 16, 64) if paper else (128, 2, 8, 32),
+        'STDiT spatial (within a plane)': (2 * 6, 16, 256, 72) if paper else (12, 6, 64, 64),
+        'STDiT temporal (across the 6 planes)': (2 * 256, 16, 6, 72) if paper else (128, 6, 6, 64),
+        'TimeSformer spatial (within a frame)': (2 * 16, 6, 1024, 64) if paper else (32, 4, 64, 32),
+        'TimeSformer temporal (across frames)': (2 * 1024, 6, 16, 64) if paper else (128, 4, 16, 32),
     }
     dtype = torch.bfloat16 if args.device.startswith('cuda') else torch.float32
     kernels = ['math', 'sdpa'] + (['flash_attn'] if attention_kernels.FLASH_ATTN_AVAILABLE
@@ -182,7 +182,7 @@ def attention_study(args) -> str:
 
 def scaling_study(args) -> str:
     paper = args.preset == 'paper'
-    frames = (16, 32, 64) if paper else (4, 8, 16)
+    frames = (16, 32, 64)
     sizes = (128, 256) if paper else (32, 64)
     lines = ['PAV-DiT train/step and peak memory against clip length and frame size:', '',
              '| frames | resolution | train/step | infer/sample | peak memory |',
