@@ -16,6 +16,16 @@ def _seed_and_threads():
     yield
 
 
+@pytest.fixture
+def single_thread():
+    """One intra-op thread: on 2 shared cores, torch's thread pool costs far more than it brings
+    for the hundreds of small ops of samplers and tiny models (measured ~10-100x)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def run_tool(*args: str, cwd: Path = REPO_ROOT, timeout: float = 600, env: dict = None
              ) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repository root the way a user would; fail with its output."""

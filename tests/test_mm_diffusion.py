@@ -19,14 +19,7 @@ PAPER_PARAMETERS = 134e6  # MM-Diffusion, PAV-DiT paper Table 2
 MU, S = 1.5, 0.5  # 1-D Gaussian data N(MU, S^2) for the solver checks
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # On 2 shared cores, intra-op threads cost far more than they bring at these tiny sizes
-    # (measured: a tiny training step takes ~2 s on one thread, ~25 s on two).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def tiny_model(**kwargs) -> MMDiffusion:

@@ -26,14 +26,7 @@ MU, S = 1.5, 0.5  # 1-D data N(MU, S^2)
 N = 20000         # samples per run: the std of a sampled mean is S / sqrt(N) = 0.0035
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # On few cores torch's intra-op threads cost milliseconds per op at this tensor size; the
-    # samplers run hundreds of small ops, so one thread is ~100x faster here.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 class Gaussian:
