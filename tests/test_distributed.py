@@ -16,7 +16,8 @@ COMMON = ['train_cfg.max_iters=5', 'default_hooks.checkpoint.interval=5', 'rando
 
 def test_two_gloo_processes_match_one_process(tmp_path):
     run_tool('tools/train.py', CONFIG, '--work-dir', str(tmp_path / 'one'), '--cfg-options',
-             'train_dataloader.batch_size=8', *COMMON, 'default_hooks.checkpoint.interval=1')
+             'train_dataloader.batch_size=8', *COMMON, 'default_hooks.checkpoint.interval=1',
+             'default_hooks.checkpoint.max_keep_ckpts=-1')
     torchrun = os.path.join(os.path.dirname(sys.executable), 'torchrun')
     proc = subprocess.run(
         [torchrun, '--nproc-per-node', '2', '--master-port', '29531', 'tools/train.py', CONFIG,
