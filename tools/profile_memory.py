@@ -46,7 +46,7 @@ def main(argv=None) -> None:
     if args.amp:
         for sub in optim_cfg.values():
             if isinstance(sub, dict):
-                sub.update(type='AmpOptimWrapper', dtype='bfloat16')
+                sub.update(type='SkipNonFiniteAmpOptimWrapper', dtype='bfloat16')
     optim = build_optim_wrapper(model, optim_cfg)
     MessageHub.get_current_instance().update_info('iter', 10 ** 9)  # stage 2: every loss on
     size = args.resolution

@@ -55,7 +55,9 @@ def build_config(args: argparse.Namespace) -> Config:
         wrappers = ([w for w in cfg.optim_wrapper.values() if isinstance(w, dict)]
                     if 'constructor' in cfg.optim_wrapper else [cfg.optim_wrapper])
         for wrapper in wrappers:
-            wrapper.update(type='AmpOptimWrapper', dtype='bfloat16')
+            skipping = wrapper.get('type') == 'SkipNonFiniteOptimWrapper'
+            wrapper.update(type='SkipNonFiniteAmpOptimWrapper' if skipping else 'AmpOptimWrapper',
+                           dtype='bfloat16')
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:

@@ -5,7 +5,8 @@ val_cfg = dict(type='ValLoop')
 val_evaluator = dict(type='ReconstructionMetric')
 optim_wrapper = dict(
     constructor='ModelGroupsOptimWrapperConstructor',
-    generator=dict(type='OptimWrapper', optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.9))),
-    discriminator=dict(type='OptimWrapper',
+    generator=dict(type='SkipNonFiniteOptimWrapper',
+                   optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.9))),
+    discriminator=dict(type='SkipNonFiniteOptimWrapper',
                        optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.9))),
 )
