@@ -23,7 +23,7 @@ from tqdm import tqdm  # noqa: E402
 from pavdit.data.frame_transforms import letterbox  # noqa: E402
 from pavdit.data.media import read_clip, write_mp4  # noqa: E402
 from pavdit.data.preview import save_preview_png, to_uint8_frames  # noqa: E402
-from pavdit.engine.checkpoints import load_model  # noqa: E402
+from pavdit.engine.checkpoints import load_model_for_tool  # noqa: E402
 from pavdit.registry import TRANSFORMS  # noqa: E402
 
 
@@ -69,9 +69,7 @@ def known_latents(model, audio_transform, source: str, count: int) -> dict:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    model, cfg = load_model(args.checkpoint, args.device, cfg=cfg)
+    model, cfg = load_model_for_tool(args.config, args.checkpoint, args.device, args.cfg_options)
     audio_transform = video_like_audio(cfg)
     prompts = itertools.cycle(args.prompt) if args.prompt else None
     labels = itertools.cycle(args.label) if args.label else None

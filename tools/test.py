@@ -20,12 +20,12 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import Evaluator  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pavdit.data import sounding_video_collate  # noqa: E402
-from pavdit.engine.checkpoints import checkpoint_meta, load_model  # noqa: E402
+from pavdit.engine.checkpoints import checkpoint_meta, load_model_for_tool  # noqa: E402
 from pavdit.registry import DATASETS  # noqa: E402
 from tools.sample import video_like_audio  # noqa: E402
 
@@ -101,9 +101,7 @@ def markdown(metrics: dict, title: str) -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    cfg.merge_from_dict(args.cfg_options)
-    model, cfg = load_model(args.checkpoint, args.device, cfg=cfg)
+    model, cfg = load_model_for_tool(args.config, args.checkpoint, args.device, args.cfg_options)
     audio_transform = video_like_audio(cfg)
     is_generator = hasattr(model, 'sample')
     default = GENERATOR_DEFAULT if is_generator else AUTOENCODER_DEFAULT

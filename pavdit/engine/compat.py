@@ -59,8 +59,10 @@ class UnsafeCheckpointError(RuntimeError):
     """A checkpoint needs a global outside the allow-list, i.e. it could execute code."""
 
 
-def load_checkpoint_file(filename: str, map_location=None):
+def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False):
     """Load a local checkpoint with ``weights_only=True`` (never executes code).
+
+    ``mmap=True`` maps the tensors instead of reading them (cheap when only ``meta`` is needed).
 
     Raises:
         FileNotFoundError: ``filename`` does not exist.
@@ -70,7 +72,7 @@ def load_checkpoint_file(filename: str, map_location=None):
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} does not exist')
     try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
+        return torch.load(filename, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         raise UnsafeCheckpointError(
             f'refused to load checkpoint {filename}: it holds objects outside pavdit\'s '
