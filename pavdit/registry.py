@@ -8,7 +8,13 @@ All ``nn.Module`` components (encoders, projectors, attention blocks, decoders, 
 losses, generators, text encoders, baselines) live in the single ``MODELS`` child, organised by
 sub-package. Concepts that are not modules get their own parentless registries:
 ``ATTENTION_KERNELS`` (functions ``kernel(q, k, v, mask=None)``) and ``DIFFUSION_SCHEDULERS``.
+
+Every registry (and its mmengine parent) answers an unknown ``type`` with the closest registered
+names (:class:`UnknownTypeError`).
 """
+import difflib
+import functools
+
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
@@ -23,6 +29,7 @@ from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMENGINE_OPTIM_WRAPP
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
 from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
+from mmengine.registry import STRATEGIES as MMENGINE_STRATEGIES
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
@@ -61,6 +68,8 @@ VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, scope=SCOPE,
                        locations=['pavdit.engine'])
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, scope=SCOPE,
                        locations=['pavdit.engine'])
+STRATEGIES = Registry('strategy', parent=MMENGINE_STRATEGIES, scope=SCOPE,
+                      locations=['pavdit.engine'])
 LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope=SCOPE,
                           locations=['pavdit.engine'])
 
@@ -68,6 +77,55 @@ LOG_PROCESSORS = Registry('log_processor', parent=MMENGINE_LOG_PROCESSORS, scope
 ATTENTION_KERNELS = Registry('attention kernel',
                              locations=['pavdit.models.layers.attention_kernels'])
 DIFFUSION_SCHEDULERS = Registry('diffusion scheduler', locations=['pavdit.diffusion'])
+
+
+
+class UnknownTypeError(KeyError):
+    """A config names a ``type`` that no registry in its scope holds."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ''
+
+
+def _registered_names(registry: Registry) -> set:
+    """Names in ``registry``, its parent and the parent's children (every scope a config sees)."""
+    root = registry.parent or registry
+    names = set()
+    for reg in (root, *root.children.values()):
+        reg.import_from_location()
+        names.update(reg.module_dict)
+    return names
+
+
+def _suggesting_build(build_func):
+    """Wrap a registry's build function: an unknown ``type`` lists the closest registered names."""
+    @functools.wraps(build_func)
+    def build(cfg, *args, registry: Registry, **kwargs):
+        try:
+            return build_func(cfg, *args, registry=registry, **kwargs)
+        except UnknownTypeError:
+            raise
+        except KeyError as err:
+            name = cfg.get('type') if hasattr(cfg, 'get') else None
+            if not isinstance(name, str) or f'{name} is not in the' not in str(err):
+                raise
+            short = name.split('.')[-1]
+            names = _registered_names(registry)
+            close = difflib.get_close_matches(short, names, n=5, cutoff=0.5) or sorted(
+                n for n in names if short.lower() in n.lower())[:5]
+            hint = (f'closest registered names: {", ".join(close)}' if close
+                    else f'registered names: {", ".join(sorted(names))}')
+            raise UnknownTypeError(
+                f'type={name!r} is not a registered {registry.name} ({hint}). A new component '
+                f'must be registered and imported first, see docs/plugins.md') from None
+    return build
+
+
+for _registry in [value for value in list(globals().values()) if isinstance(value, Registry)]:
+    for _reg in {_registry, *([_registry.parent] if _registry.parent else [])}:
+        if not getattr(_reg.build_func, '_suggests_names', False):
+            _reg.build_func = _suggesting_build(_reg.build_func)
+            _reg.build_func._suggests_names = True
 
 # Kernels are plain functions that users pick by name; fill their registry now so that listing it
 # (``sorted(ATTENTION_KERNELS.module_dict)``) shows them without a build first.

@@ -5,7 +5,8 @@
 
 The resolved config, logs and checkpoints go to the work dir (default: ./work_dirs/<config name>).
 Multi-process: ``torchrun --nproc-per-node N tools/train.py CONFIG --launcher pytorch``; without a
-GPU the processes talk over gloo (see docs/distributed.md).
+GPU the processes talk over gloo. A config with ``runner_type = 'FlexibleRunner'`` and an FSDP
+``strategy`` shards the model instead (CUDA only; see docs/distributed.md).
 """
 import argparse
 import os
@@ -16,6 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 import pavdit  # noqa: E402,F401  (safe checkpoint loading, atomic saves)
@@ -68,10 +70,14 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> None:
     args = parse_args(argv)
     cfg = build_config(args)
+    flexible = cfg.get('runner_type') == 'FlexibleRunner'  # FSDP / DeepSpeed strategies
+    if flexible and not torch.cuda.is_available():
+        raise RuntimeError(f'{args.config}: runner_type FlexibleRunner ({cfg.strategy.type}) '
+                           f'needs CUDA devices and torchrun; on CPUs use the plain config (DDP)')
     if args.launcher == 'pytorch' and not torch.cuda.is_available():
         init_cpu_distributed(cfg)
     os.makedirs(cfg.work_dir, exist_ok=True)
-    runner = Runner.from_cfg(cfg)
+    runner = RUNNERS.build(cfg) if flexible else Runner.from_cfg(cfg)
     runner.train()
 
 

@@ -8,6 +8,7 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1000, max_keep_ckpts=3,
                     save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    random_state=dict(type='RandomStateHook'),  # exact resume: RNG states ride in checkpoints
 )
 
 env_cfg = dict(
@@ -16,6 +17,10 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
+# Under torchrun: DDP that lets a model run its own train_step (the MDSA's two optimizers,
+# PAV-DiT's EMA); plain models get mmengine's default step (docs/distributed.md).
+model_wrapper_cfg = dict(type='pavdit.ModelStepDistributedDataParallel')  # scoped: Runner asks the root
+
 log_processor = dict(by_epoch=False, window_size=10)
 log_level = 'INFO'
 vis_backends = [dict(type='LocalVisBackend')]
@@ -23,4 +28,5 @@ visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 
 load_from = None
 resume = False
-randomness = dict(seed=0, deterministic=False)
+# diff_rank_seed: every process draws its own noise and timesteps (rank 0 keeps the plain seed).
+randomness = dict(seed=0, diff_rank_seed=True, deterministic=False)

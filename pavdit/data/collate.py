@@ -3,26 +3,73 @@
 mmengine's ``pseudo_collate`` recurses into ``meta`` and fails on per-item lists of different
 lengths (event frames); ``default_collate`` does the same. This one stacks only tensors and numbers.
 """
-from typing import Sequence
+from collections.abc import Mapping
+from typing import List, Sequence
 
 import torch
 
 from pavdit.registry import FUNCTIONS
+from pavdit.utils.validation import describe
 
 
 @FUNCTIONS.register_module()
 def sounding_video_collate(items: Sequence[dict]) -> dict:
     """List of B items -> dict: tensors stacked to (B, ...), ints to a (B,) long tensor, dicts of
-    tensors (cached ``latents``) stacked per key, the rest (``text``, ``meta``) as lists of B."""
+    tensors (cached ``latents``) stacked per key, the rest (``text``, ``meta``) as lists of B.
+
+    Raises:
+        TypeError: ``items`` is not a list of dicts, or a key holds a tensor in one item and
+            something else in another.
+        ValueError: no items, items with different keys, or tensors of different shapes under
+            one key (the message names the key and the two items).
+    """
+    _check_items(items)
     batch = {}
     for key in items[0]:
         values = [item[key] for item in items]
         if torch.is_tensor(values[0]):
-            batch[key] = torch.stack(values)
+            batch[key] = _stack(values, repr(key))
         elif isinstance(values[0], int) and not isinstance(values[0], bool):
-            batch[key] = torch.tensor(values, dtype=torch.long)
+            try:
+                batch[key] = torch.tensor(values, dtype=torch.long)
+            except (TypeError, ValueError, RuntimeError) as err:
+                raise TypeError(f'cannot collate {key!r}: items[0] holds an int, so every item '
+                                f'must ({err})') from None
         elif isinstance(values[0], dict) and all(torch.is_tensor(v) for v in values[0].values()):
-            batch[key] = {k: torch.stack([v[k] for v in values]) for k in values[0]}
+            for i, value in enumerate(values):
+                if not isinstance(value, Mapping) or set(value) != set(values[0]):
+                    raise ValueError(f'cannot collate {key!r}: items[{i}] holds '
+                                     f'{_keys_of(value)}, items[0] holds {_keys_of(values[0])}')
+            batch[key] = {k: _stack([v[k] for v in values], f'{key}[{k!r}]') for k in values[0]}
         else:
             batch[key] = values
     return batch
+
+
+def _check_items(items) -> None:
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Sequence):
+        raise TypeError(f'items must be a list of dataset items (dicts), got {describe(items)}')
+    if not items:
+        raise ValueError('items is empty: cannot collate a batch of 0 items')
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise TypeError(f'items[{i}] must be a dict, got {describe(item)}')
+        if i and set(item) != set(items[0]):
+            raise ValueError(f'items[{i}] has keys {sorted(map(str, item))} but items[0] has '
+                             f'{sorted(map(str, items[0]))}: every item needs the same keys')
+
+
+def _stack(values: List, name: str) -> torch.Tensor:
+    for i, value in enumerate(values):
+        if not torch.is_tensor(value):
+            raise TypeError(f'cannot collate {name}: items[0] holds a tensor but items[{i}] holds '
+                            f'{describe(value)}')
+        if value.shape != values[0].shape:
+            raise ValueError(f'cannot collate {name}: items[0] has shape '
+                             f'{tuple(values[0].shape)} but items[{i}] has shape '
+                             f'{tuple(value.shape)}')
+    return torch.stack(values)
+
+
+def _keys_of(value) -> str:
+    return f'keys {sorted(map(str, value))}' if isinstance(value, Mapping) else describe(value)

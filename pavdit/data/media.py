@@ -11,14 +11,17 @@ exactly at the video's first frame. :func:`write_mp4` always does that. On readi
 :func:`read_clip` maps a video time to an audio sample through both streams' start times, so files
 whose audio stream starts late or early (common in the wild) stay aligned too.
 """
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
 import av
 import numpy as np
+
+from pavdit.utils.validation import check_int, check_number
 
 PathLike = Union[str, Path]
 
@@ -41,6 +44,28 @@ class MediaInfo:
     video_start: float     # stream start times (seconds); see read_clip
     audio_start: float
 
+    def __post_init__(self):
+        """Refuse facts no real file has (e.g. from a hand-edited or corrupt probe cache).
+
+        Raises:
+            TypeError: a field of the wrong type (ints are fine for float fields).
+            ValueError: a non-finite number, fps <= 0, or a negative size or count.
+        """
+        for field in fields(self):
+            value, kind = getattr(self, field.name), field.type
+            kind = {'str': str, 'float': float, 'int': int, 'bool': bool}.get(kind, kind)
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                  if kind is float else isinstance(value, kind) and (
+                      kind is bool or not isinstance(value, bool)))
+            if not ok:
+                raise TypeError(f'MediaInfo.{field.name} must be {kind.__name__}, got '
+                                f'{type(value).__name__} {value!r}')
+            if kind is float and not math.isfinite(value):
+                raise ValueError(f'MediaInfo.{field.name} must be finite, got {value}')
+        if self.fps <= 0 or min(self.num_frames, self.height, self.width, self.sample_rate) < 0:
+            raise ValueError(f'MediaInfo of {self.path}: fps must be > 0 and sizes >= 0, got '
+                             f'{self}')
+
 
 def probe(path: PathLike) -> MediaInfo:
     """Read the container headers of ``path`` and demux its video packets (decodes nothing).
@@ -60,6 +85,17 @@ def probe(path: PathLike) -> MediaInfo:
                 raise MediaError(f'{path}: no video stream')
             video = container.streams.video[0]
             audio = container.streams.audio[0] if container.streams.audio else None
+            # A corrupt codec tag leaves a stream without a decoder (codec_context None).
+            if video.codec_context is None:
+                raise MediaError(f'{path}: video stream has no known codec')
+            if audio is not None and audio.codec_context is None:
+                raise MediaError(f'{path}: audio stream has no known codec')
+            height, width = video.codec_context.height, video.codec_context.width
+            if height <= 0 or width <= 0:
+                raise MediaError(f'{path}: video stream has no frame size ({width}x{height})')
+            sample_rate = int(audio.codec_context.sample_rate) if audio else 0
+            if audio is not None and sample_rate <= 0:
+                raise MediaError(f'{path}: audio stream has no sample rate')
             fps = float(video.average_rate or video.guessed_rate or 0)
             if fps <= 0:
                 raise MediaError(f'{path}: video stream has no frame rate')
@@ -74,15 +110,14 @@ def probe(path: PathLike) -> MediaInfo:
                 raise MediaError(f'{path}: truncated ({packets} of {video.frames} video packets)')
             return MediaInfo(
                 path=path, duration=float(duration or num_frames / fps), fps=fps,
-                num_frames=int(num_frames), height=video.codec_context.height,
-                width=video.codec_context.width, has_audio=audio is not None,
-                sample_rate=int(audio.codec_context.sample_rate) if audio else 0,
+                num_frames=int(num_frames), height=height, width=width,
+                has_audio=audio is not None, sample_rate=sample_rate,
                 video_start=_stream_seconds(video.start_time, video.time_base) or 0.0,
                 audio_start=(_stream_seconds(audio.start_time, audio.time_base) or 0.0)
                 if audio else 0.0)
     except MediaError:
         raise
-    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as err:
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError, OverflowError) as err:
         raise MediaError(f'{path}: not a readable media file ({err})') from err
 
 
@@ -106,16 +141,24 @@ def read_clip(path: PathLike, start: float, num_frames: int, fps: float, sample_
         waveform: float32 (1, N) in [-1, 1].
 
     Raises:
-        MediaError: no audio stream, the whole file's audio never exceeds ``silence_threshold``,
-            the clip runs past the end, or decoding fails.
+        MediaError: the file is unusable: no audio stream, the whole file's audio never exceeds
+            ``silence_threshold`` or holds NaN/inf, the clip runs past the end (or ``start`` < 0),
+            or decoding fails.
+        ValueError / TypeError: a bad argument (``num_frames`` < 1, ``fps`` <= 0, ``sample_rate``
+            < 1, a non-finite ``start``, ``sample_rate / fps`` not an integer).
     """
     import decord  # imported here: decord's import is slow and only reading needs it
 
-    info = info or probe(path)
-    path = str(path)
+    start = check_number(start, 'start')
+    num_frames = check_int(num_frames, 'num_frames', minimum=1)
+    fps = check_number(fps, 'fps', strictly_positive=True)
+    sample_rate = check_int(sample_rate, 'sample_rate', minimum=1)
+    silence_threshold = check_number(silence_threshold, 'silence_threshold', minimum=0.0)
     samples_per_frame = sample_rate / fps
     if samples_per_frame != int(samples_per_frame):
         raise ValueError(f'sample_rate / fps must be an integer, got {sample_rate} / {fps}')
+    info = info or probe(path)
+    path = str(path)
     if not info.has_audio:
         raise MediaError(f'{path}: no audio stream')
     clip_seconds = num_frames / fps
@@ -129,13 +172,19 @@ def read_clip(path: PathLike, start: float, num_frames: int, fps: float, sample_
             frames = decord.VideoReader(path, ctx=decord.cpu(0)).get_batch(indices).asnumpy()
         except decord.DECORDError:
             # decord 0.6 fails to copy frames of some widths (16, 24, 48 px); PyAV decodes them.
+            # Corrupt data lands here too, and PyAV then raises its own errors (caught below).
             frames = _decode_frames_with_pyav(path, indices)
         audio = decord.AudioReader(path, ctx=decord.cpu(0), sample_rate=sample_rate, mono=True)
         samples = audio[:].asnumpy().reshape(-1).astype(np.float32)
-    except (decord.DECORDError, RuntimeError, IndexError) as err:
+    except MediaError:
+        raise
+    except (decord.DECORDError, av.error.FFmpegError, RuntimeError, IndexError,
+            ValueError) as err:
         raise MediaError(f'{path}: decoding failed ({err})') from err
     if len(frames) != num_frames:
         raise MediaError(f'{path}: decoded {len(frames)} of {num_frames} frames (truncated?)')
+    if not np.isfinite(samples).all():
+        raise MediaError(f'{path}: audio holds NaN or inf samples')
     if silence_threshold > 0 and (not samples.size or np.abs(samples).max() <= silence_threshold):
         raise MediaError(f'{path}: audio is silent (peak <= {silence_threshold})')
     # Audio sample 0 plays at audio_start; our clip starts at video time video_start + start.

@@ -1,13 +1,15 @@
 """A JSON cache of probed media metadata, so a 100k-video set is probed once, not every start.
 
 Entries are keyed by path and invalidated when the file's size or modification time changes. Bad
-files are cached too (with their reason), so they are not re-probed either.
+files are cached too (with their reason), so they are not re-probed either. A cache file or entry
+that is unreadable or malformed (hand-edited, from another version, corrupt) counts as a miss: the
+file is probed again and the entry rewritten.
 """
 import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 from mmengine.logging import print_log
 from tqdm import tqdm
@@ -23,10 +25,9 @@ def probe_all(paths, cache_file: Union[str, Path, None]) -> Dict[str, ProbeResul
     results, fresh = {}, {}
     for path in tqdm(paths, desc='probing media', unit='file', disable=len(paths) < 200):
         stamp = _stamp(path)
-        entry = cached.get(path)
-        if entry is not None and entry.get('stamp') == stamp:
-            results[path] = (MediaError(entry['error']) if 'error' in entry
-                             else MediaInfo(**entry['info']))
+        result = _from_entry(cached.get(path), stamp)
+        if result is not None:
+            results[path] = result
             continue
         try:
             results[path] = probe(path)
@@ -37,6 +38,18 @@ def probe_all(paths, cache_file: Union[str, Path, None]) -> Dict[str, ProbeResul
     if cache_file is not None and fresh:
         _write(cache_file, {**cached, **fresh})
     return results
+
+
+def _from_entry(entry, stamp) -> Optional[ProbeResult]:
+    """The cached result of an entry whose stamp matches, or None (missing, stale, malformed)."""
+    if not isinstance(entry, dict) or entry.get('stamp') != stamp:
+        return None
+    if isinstance(entry.get('error'), str):
+        return MediaError(entry['error'])
+    try:
+        return MediaInfo(**entry['info'])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _stamp(path: str):
@@ -51,8 +64,11 @@ def _read(cache_file) -> dict:
     if cache_file is None or not os.path.isfile(cache_file):
         return {}
     try:
-        return json.loads(Path(cache_file).read_text())
-    except (OSError, json.JSONDecodeError):
+        entries = json.loads(Path(cache_file).read_text())
+        if not isinstance(entries, dict):
+            raise ValueError(f'expected a JSON object, got {type(entries).__name__}')
+        return entries
+    except (OSError, UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
         print_log(f'probe cache {cache_file} is unreadable; probing again', logger='current',
                   level=30)
         return {}

@@ -144,15 +144,31 @@ class SoundingVideoDataset(Dataset):
             manifest = self.data_root / manifest
         if not manifest.is_file():
             raise FileNotFoundError(f'manifest {manifest} does not exist')
-        if manifest.suffix == '.jsonl':
-            rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-        elif manifest.suffix == '.csv':
-            with manifest.open(newline='') as f:
-                rows = list(csv.DictReader(f))
-        else:
+        if manifest.suffix not in ('.jsonl', '.csv'):
             raise ValueError(f'manifest {manifest}: expected a .csv or .jsonl file')
-        if not rows or 'path' not in rows[0]:
+        try:
+            if manifest.suffix == '.jsonl':
+                rows = []
+                for number, line in enumerate(manifest.read_text().splitlines(), 1):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except ValueError as err:
+                            raise ValueError(f'manifest {manifest}, line {number}: not a JSON '
+                                             f'object ({err})') from None
+            else:
+                with manifest.open(newline='') as f:
+                    rows = list(csv.DictReader(f))
+        except (UnicodeDecodeError, csv.Error) as err:
+            raise ValueError(f'manifest {manifest}: not a readable text manifest '
+                             f'({err})') from None
+        if not rows or not isinstance(rows[0], dict) or 'path' not in rows[0]:
             raise ValueError(f'manifest {manifest}: needs a "path" column/key')
+        for number, row in enumerate(rows, 1):
+            if not isinstance(row, dict) or not isinstance(row.get('path'), str) or (
+                    not row['path']):
+                raise ValueError(f'manifest {manifest}, row {number}: needs a "path" (a file '
+                                 f'path relative to data_root), got {row!r}')
         return [dict(path=str(self.data_root / r['path']), class_name=r.get('label') or None,
                      text=r.get('text', '')) for r in rows]
 

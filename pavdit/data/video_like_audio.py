@@ -21,6 +21,7 @@ from einops import rearrange
 from torch import nn
 
 from pavdit.registry import TRANSFORMS
+from pavdit.utils.validation import check_finite, check_tensor
 
 
 @TRANSFORMS.register_module()
@@ -42,6 +43,9 @@ class VideoLikeAudio(nn.Module):
     Shapes:
         forward: waveform (..., 1, N) with N = T * sample_rate / fps -> (..., 1, T, n_mels, Wa)
         inverse: (..., 1, T, n_mels, Wa) -> waveform (..., 1, N)
+        Inputs are finite floating-point tensors (any of float16/bfloat16/float32/float64; the
+        transforms compute in float32) without zero-size dimensions; anything else raises a
+        TypeError / ValueError that names the argument and the expected shape.
     """
 
     def __init__(self, sample_rate: int = 16000, fps: float = 10, n_mels: int = 64,
@@ -94,6 +98,8 @@ class VideoLikeAudio(nn.Module):
 
     # -- transforms ----------------------------------------------------------------------------
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        """Waveform (..., 1, N) in [-1, 1] -> mel frames (..., 1, T, n_mels, Wa) float32."""
+        check_finite(check_tensor(waveform, 'waveform', (..., 'N')), 'waveform')
         num_frames = self.num_frames(waveform.shape[-1])
         power = self.mel(waveform.float())[..., :num_frames * self.frame_width]
         frames = rearrange(power, '... m (t w) -> ... t m w', t=num_frames)
@@ -121,7 +127,10 @@ class VideoLikeAudio(nn.Module):
 
     @torch.no_grad()
     def inverse(self, frames: torch.Tensor) -> torch.Tensor:
-        """Mel frames -> waveform via InverseMelScale and Griffin-Lim."""
+        """Mel frames (..., 1, T, n_mels, Wa) -> waveform (..., 1, N) float32, via
+        InverseMelScale and Griffin-Lim."""
+        check_finite(check_tensor(frames, 'frames', (..., 'T', self.n_mels, self.frame_width)),
+                     'frames')
         num_samples = frames.shape[-3] * self.samples_per_frame
         mel_power = self.mel_power(frames)
         spectrogram = self.refine_non_negative(self.inverse_mel(mel_power), mel_power)

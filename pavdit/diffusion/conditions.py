@@ -9,8 +9,33 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from pavdit.utils.validation import check_int, check_number, check_tensor
+
 Condition = Any  # None | Tensor (B, ...) | dict[str, Condition]
 ModelFn = Callable[[torch.Tensor, torch.Tensor, Condition], torch.Tensor]
+
+
+def check_sampling_args(noise: torch.Tensor, num_steps: Optional[int], default_steps: int,
+                        guidance_scale: float) -> int:
+    """Validate a sampler's arguments; return the number of steps to take.
+
+    noise: floating point (B, ...); num_steps: None (``default_steps``) or an int >= 1 (each
+    scheduler checks its own upper bound); guidance_scale: a finite real number.
+
+    Raises:
+        TypeError / ValueError: naming the argument.
+    """
+    check_tensor(noise, 'noise', ('B', ...), allow_empty=True)
+    check_number(guidance_scale, 'guidance_scale')
+    return default_steps if num_steps is None else check_int(num_steps, 'num_steps', minimum=1)
+
+
+def check_training_args(x0: torch.Tensor, noise: Optional[torch.Tensor]) -> None:
+    """Validate a training loss's clean samples x0 (floating point, (B, ...)) and the optional
+    noise (the same shape). Raises TypeError / ValueError naming the argument."""
+    check_tensor(x0, 'x0', ('B', ...), allow_empty=True)
+    if noise is not None:
+        check_tensor(noise, 'noise', tuple(x0.shape), allow_empty=True)
 
 
 def concat_conditions(a: Condition, b: Condition) -> Condition:

@@ -18,8 +18,8 @@ from typing import Callable, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from pavdit.diffusion.conditions import (Condition, KnownElements, ModelFn, guided_prediction,
-                                         masked_mse)
+from pavdit.diffusion.conditions import (Condition, KnownElements, ModelFn, check_sampling_args,
+                                         check_training_args, guided_prediction, masked_mse)
 from pavdit.diffusion.flow import Bound
 from pavdit.registry import DIFFUSION_SCHEDULERS
 
@@ -80,6 +80,7 @@ class DDPM:
         Returns ``loss`` (masked MSE between the prediction and ``noise``) and ``t_mean`` (the
         mean step as a fraction of T).
         """
+        check_training_args(x0, noise)
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         steps = torch.randint(0, self.num_timesteps, (x0.shape[0],), generator=generator,
@@ -103,7 +104,7 @@ class DDPM:
         re-noised to the current step before every model call and set exactly at the end;
         ``callback(step_index, x)`` sees the state after every step. ``bounds`` is ignored.
         """
-        num_steps = self.num_sampling_steps if num_steps is None else num_steps
+        num_steps = check_sampling_args(noise, num_steps, self.num_sampling_steps, guidance_scale)
         steps = self.sampling_timesteps(num_steps).tolist()
         abars = self.alphas_cumprod[steps].tolist() + [1.0]  # abar_prev of the last step: x0
         x = noise.to(torch.promote_types(noise.dtype, torch.float32))

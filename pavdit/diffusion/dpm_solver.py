@@ -38,7 +38,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from pavdit.diffusion.conditions import Condition, ModelFn, guided_prediction
+from pavdit.diffusion.conditions import (Condition, ModelFn, check_sampling_args,
+                                         guided_prediction)
 from pavdit.diffusion.ddpm import DDPM
 from pavdit.diffusion.flow import Bound
 from pavdit.registry import DIFFUSION_SCHEDULERS
@@ -162,7 +163,7 @@ class DPMSolver(DDPM):
             raise NotImplementedError(
                 'DPMSolver does not support known elements (known / known_mask); use DDPM or '
                 'DDIM for inpainting-style sampling')
-        num_steps = self.num_sampling_steps if num_steps is None else num_steps
+        num_steps = check_sampling_args(noise, num_steps, self.num_sampling_steps, guidance_scale)
         times = self.solver_times(num_steps)
         lambdas = self._lambda(times).tolist()
         log_alphas = self._log_alpha(times).tolist()

@@ -13,8 +13,8 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 from tqdm import tqdm
 
-from pavdit.diffusion.conditions import (Condition, KnownElements, ModelFn, guided_prediction,
-                                         masked_mse)
+from pavdit.diffusion.conditions import (Condition, KnownElements, ModelFn, check_sampling_args,
+                                         check_training_args, guided_prediction, masked_mse)
 from pavdit.registry import DIFFUSION_SCHEDULERS
 
 Bound = Union[float, torch.Tensor]
@@ -101,6 +101,7 @@ class RectifiedFlow:
 
         Returns ``loss`` (masked MSE between the prediction and ``noise - x0``) and ``t_mean``.
         """
+        check_training_args(x0, noise)
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         t = self.sample_times(x0.shape[0], x0.device, generator)
@@ -128,7 +129,7 @@ class RectifiedFlow:
         ``callback(step_index, x)`` sees the state after every step. ``bounds`` is used by
         :class:`ReflectedFlow` only.
         """
-        num_steps = self.num_sampling_steps if num_steps is None else num_steps
+        num_steps = check_sampling_args(noise, num_steps, self.num_sampling_steps, guidance_scale)
         times = self.sampling_times(num_steps).tolist()
         constrain = self._step_constraint(bounds)
         x = noise.to(torch.promote_types(noise.dtype, torch.float32))

@@ -111,4 +111,5 @@ def _atomic_write(filepath: Union[str, Path], data: bytes) -> None:
         raise
 
 
-register_backend('local', AtomicLocalBackend, force=True)
+# prefixes='': plain paths (no scheme) are what mmengine resolves to the 'local' backend.
+register_backend('local', AtomicLocalBackend, force=True, prefixes='')

@@ -10,8 +10,9 @@ Eq. 10-12: per modality (weight 0.5) 4.0 x L1 + perceptual + gamma x (hinge adve
 matching), plus 6e-6 x KL, where gamma and the KL term switch on at iteration ``disc_start`` (read
 from the Runner's message hub, so the gate survives a resume).
 """
+from collections.abc import Mapping
 from contextlib import contextmanager
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ from pavdit.models.builder import build_module
 from pavdit.models.losses.adversarial import (feature_matching_loss, hinge_discriminator_loss,
                                               hinge_generator_loss)
 from pavdit.registry import MODELS
+from pavdit.utils.validation import check_tensor, describe
 
 MODALITIES = ('video', 'audio')
 LATENT_KEYS = tuple(f'{m}_{p}' for m in MODALITIES for p in PLANES)
@@ -98,8 +100,66 @@ class MDSA(BaseModel):
         self.disc_start = disc_start
 
     # -- latent interface --------------------------------------------------------------------
+    def check_inputs(self, video: torch.Tensor, audio: torch.Tensor
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Validate the clips given to the encoder; return them in the model's dtype.
+
+        video (B, 3, T, H, W) and audio (B, 1, Ta, Ha, Wa) (the branches' channels): floating
+        point (float64 / float16 / bfloat16 are cast to the parameters' dtype), the same B, no
+        zero-size dimension, frame sizes divisible by the branch's patch size. T and Ta may
+        differ here (GCM-Attn attends across any lengths); the decoder's Bi-Block CrossAttn
+        needs them equal.
+
+        Raises:
+            TypeError / ValueError: naming ``video`` or ``audio`` and the expected shape.
+        """
+        dims, checked = {}, []
+        for m, x, names in (('video', video, ('T', 'H', 'W')),
+                            ('audio', audio, ('Ta', 'Ha', 'Wa'))):
+            branch = self.branches[m]
+            check_tensor(x, m, ('B', branch.in_channels, *names), dims=dims)
+            height, width, patch = x.shape[-2], x.shape[-1], branch.patch_size
+            if height % patch or width % patch:
+                raise ValueError(f'{m} frame size {height}x{width} is not divisible by '
+                                 f'patch_size {patch} (the {m} branch cuts frames into '
+                                 f'{patch}x{patch} patches)')
+            checked.append(x.to(_parameter_dtype(branch)))
+        return tuple(checked)
+
+    def check_latents(self, latents: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Validate the six latent planes given to the decoder; return them (only those six
+        keys) in the model's dtype.
+
+        Per modality, with C = ``latent_channels``: ``{m}_t`` (B, C, H', W'), ``{m}_h``
+        (B, C, T, W'), ``{m}_w`` (B, C, T, H'); every plane the same B; with decoder fusion
+        (Bi-Block CrossAttn) video and audio the same T.
+
+        Raises:
+            TypeError / ValueError: naming the plane (``latents['video_h']``) and the expected
+                shape, or the missing keys.
+        """
+        if not isinstance(latents, Mapping):
+            raise TypeError(f'latents must be a dict of the six latent planes {LATENT_KEYS}, '
+                            f'got {describe(latents)}')
+        missing = [k for k in LATENT_KEYS if k not in latents]
+        if missing:
+            raise ValueError(f'latents lacks {missing}: expected the six planes {LATENT_KEYS}')
+        audio_time = 'T' if self.decoder_fusion is not None else 'Ta'
+        dims, checked, c = {}, {}, self.latent_channels
+        for m, (t, h, w) in (('video', ('T', "H'", "W'")), ('audio', (audio_time, "Ha'", "Wa'"))):
+            specs = dict(t=('B', c, h, w), h=('B', c, t, w), w=('B', c, t, h))
+            dtype = _parameter_dtype(self.branches[m])
+            for p in PLANES:
+                key = f'{m}_{p}'
+                check_tensor(latents[key], f'latents[{key!r}]', specs[p], dims=dims)
+                checked[key] = latents[key].to(dtype)
+        return checked
+
     def posteriors(self, video: torch.Tensor, audio: torch.Tensor) -> dict:
-        """video (B, 3, T, H, W), audio (B, 1, T, Ha, Wa) -> {latent key: DiagonalGaussian}."""
+        """video (B, 3, T, H, W), audio (B, 1, T, Ha, Wa) -> {latent key: DiagonalGaussian}.
+
+        The inputs are validated by :meth:`check_inputs` (TypeError / ValueError naming them)."""
+        video, audio = self.check_inputs(video, audio)
         features = {m: self.branches[m].plane_features(x)
                     for m, x in (('video', video), ('audio', audio))}
         if self.cross_modal_attention is not None:
@@ -115,7 +175,10 @@ class MDSA(BaseModel):
                 for key, posterior in self.posteriors(video, audio).items()}
 
     def decode(self, latents: Dict[str, torch.Tensor]):
-        """Six latent planes -> (video (B, 3, T, H, W), audio (B, 1, T, Ha, Wa))."""
+        """Six latent planes -> (video (B, 3, T, H, W), audio (B, 1, T, Ha, Wa)).
+
+        The planes are validated by :meth:`check_latents` (TypeError / ValueError naming them)."""
+        latents = self.check_latents(latents)
         grids = {m: self.branches[m].latent_grid({p: latents[f'{m}_{p}'] for p in PLANES})
                  for m in MODALITIES}
         if self.decoder_fusion is not None:
@@ -134,6 +197,11 @@ class MDSA(BaseModel):
                     for rv, ra, v, a, meta in zip(recon_video, recon_audio, video, audio, metas)]
         if mode == 'loss':
             return self.generator_losses(dict(video=video, audio=audio), adversarial=False)[0]
+        # The two halves of train_step, as forward modes so that they can run through DDP.
+        if mode == 'generator_step':
+            return self.generator_losses(dict(video=video, audio=audio), data['adversarial'])
+        if mode == 'discriminator_step':
+            return self.discriminator_losses(dict(video=video, audio=audio), data['recon'])
         raise ValueError(f'unknown forward mode {mode!r}; expected "loss", "predict" or "tensor"')
 
     def current_iteration(self) -> int:
@@ -167,22 +235,33 @@ class MDSA(BaseModel):
                     real_features, fake_features)
         return losses, recon
 
-    def train_step(self, data: Union[dict, list], optim_wrapper: OptimWrapperDict
-                   ) -> Dict[str, torch.Tensor]:
-        """One generator step, then (from ``disc_start`` on) one discriminator step."""
+    def discriminator_losses(self, batch: dict, recon: dict) -> Dict[str, torch.Tensor]:
+        """Hinge losses of the discriminators on real clips and (detached) reconstructions."""
+        return {f'loss_disc_{m}': self.modality_weights[m] * hinge_discriminator_loss(
+            disc(batch[m])[-1], disc(recon[m].detach())[-1])
+            for m, disc in self.discriminators.items()}
+
+    def train_step(self, data: Union[dict, list], optim_wrapper: OptimWrapperDict,
+                   forward: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
+        """One generator step, then (from ``disc_start`` on) one discriminator step.
+
+        ``forward``: the model itself, or the DDP wrapper around it
+        (``ModelStepDistributedDataParallel``) so that both passes all-reduce their gradients.
+        """
+        forward = forward or self
         batch = self.data_preprocessor(data, True)
         adversarial = self.discriminators is not None and self.stage_two_active()
         generator_wrapper = optim_wrapper['generator']
-        with generator_wrapper.optim_context(self), _frozen(self.discriminators):
-            losses, recon = self.generator_losses(batch, adversarial)
+        with generator_wrapper.optim_context(forward), _frozen(self.discriminators):
+            losses, recon = forward(batch['video'], batch['audio'], mode='generator_step',
+                                    adversarial=adversarial)
         loss, log_vars = self.parse_losses(losses)
         generator_wrapper.update_params(loss)
         if adversarial:
             discriminator_wrapper = optim_wrapper['discriminator']
-            with discriminator_wrapper.optim_context(self.discriminators):
-                d_losses = {f'loss_disc_{m}': self.modality_weights[m] * hinge_discriminator_loss(
-                    disc(batch[m])[-1], disc(recon[m].detach())[-1])
-                    for m, disc in self.discriminators.items()}
+            with discriminator_wrapper.optim_context(forward):
+                d_losses = forward(batch['video'], batch['audio'], mode='discriminator_step',
+                                   recon=recon)
             d_loss, d_log_vars = self.parse_losses(d_losses)
             discriminator_wrapper.update_params(d_loss)
             log_vars.update(d_log_vars)
@@ -203,6 +282,11 @@ class MDSA(BaseModel):
         if self.discriminators is not None:
             groups['discriminator'] = list(self.discriminators.parameters())
         return groups
+
+
+def _parameter_dtype(module: nn.Module) -> torch.dtype:
+    """The dtype inputs are cast to: the module's first floating-point parameter's."""
+    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
 
 
 def _drop_perceptual_weights(module, state_dict, prefix, local_metadata):

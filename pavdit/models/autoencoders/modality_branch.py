@@ -36,6 +36,7 @@ class ModalityBranch(nn.Module):
                  spatial_attention: Optional[dict] = None,
                  temporal_attention: Optional[dict] = None):
         super().__init__()
+        self.in_channels, self.patch_size = in_channels, patch_size
         self.encoder = build_module(encoder, in_channels=in_channels, patch_size=patch_size)
         self.projectors = nn.ModuleDict({
             p: build_module(copy.deepcopy(projector), axis=p, in_dim=self.encoder.dim)

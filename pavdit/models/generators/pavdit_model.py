@@ -11,17 +11,21 @@ Sampling: noise canvas -> scheduler (reflected flow, 30 steps by default) -> unp
 video-to-audio hold the known modality's planes fixed (re-noised to the current time) at every step.
 """
 import copy
+import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine.config import ConfigDict
 from mmengine.model import BaseModel
 from torch import nn
 
 from pavdit.engine.checkpoints import load_model
+from pavdit.engine.model_wrappers import full_parameters
 from pavdit.models.autoencoders.mdsa import LATENT_KEYS, MODALITIES
 from pavdit.models.builder import build_module
 from pavdit.models.generators.latent_stats import LatentNormalizer
 from pavdit.registry import DIFFUSION_SCHEDULERS, MODELS
+from pavdit.utils.validation import check_int, check_tensor, describe
 
 GENERATION_MODES = ('joint', 'audio_to_video', 'video_to_audio')
 
@@ -48,10 +52,16 @@ def build_autoencoder(autoencoder: Union[dict, nn.Module]) -> Tuple[nn.Module, O
     if isinstance(autoencoder, nn.Module):
         model, architecture = autoencoder, None
     elif 'checkpoint' in autoencoder:
+        if not os.path.isfile(autoencoder['checkpoint']):
+            raise FileNotFoundError(
+                f'model.autoencoder.checkpoint: no MDSA checkpoint at '
+                f'{autoencoder["checkpoint"]!r}; train one with tools/train.py configs/mdsa/... '
+                f'or point this config key at yours')
         model, cfg = load_model(autoencoder['checkpoint'])
         architecture = dict(cfg.model.to_dict(), **encode_only)
     else:
-        architecture = dict(autoencoder, **encode_only)
+        # Plain dicts: the architecture is saved in checkpoints, which load weights-only.
+        architecture = ConfigDict(dict(autoencoder, **encode_only)).to_dict()
         model = MODELS.build(architecture)
     model.discriminators = None
     model.perceptual_loss = None
@@ -121,9 +131,17 @@ class PAVDiT(BaseModel):
     # -- latents -----------------------------------------------------------------------------
     @torch.no_grad()
     def latents_of(self, batch: dict) -> Dict[str, torch.Tensor]:
-        """Cached ``latents`` when the batch has them (PAV-DiT*), else encode video and audio."""
+        """Cached ``latents`` when the batch has them (PAV-DiT*), else encode video and audio.
+
+        Raises:
+            TypeError / ValueError: the batch has neither, or they have the wrong shapes (see
+                ``MDSA.check_latents`` / ``MDSA.check_inputs``).
+        """
         if 'latents' in batch:
-            return {k: batch['latents'][k] for k in LATENT_KEYS}
+            return self.autoencoder.check_latents(batch['latents'])
+        if 'video' not in batch or 'audio' not in batch:
+            raise ValueError(f"the batch needs 'latents' (cached, PAV-DiT*) or 'video' and "
+                             f"'audio', got keys {sorted(map(str, batch))}")
         return self.autoencoder.encode(batch['video'], batch['audio'])
 
     def to_canvas(self, latents: Dict[str, torch.Tensor]) -> torch.Tensor:
@@ -156,17 +174,26 @@ class PAVDiT(BaseModel):
         return model_fn
 
     # -- training ----------------------------------------------------------------------------
-    def train_step(self, data: Union[dict, list], optim_wrapper) -> Dict[str, torch.Tensor]:
+    def train_step(self, data: Union[dict, list], optim_wrapper,
+                   forward: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
+        """One flow-matching step and an EMA update. ``forward``: the model itself, or the DDP
+        wrapper around it (``ModelStepDistributedDataParallel``) so the gradients are all-reduced."""
+        forward = forward or self
         batch = self.data_preprocessor(data, True)
-        x0 = self.to_canvas(self.latents_of(batch))
-        with optim_wrapper.optim_context(self):
-            condition = self.condition_of(batch)
-            losses = self.scheduler.training_loss(self._denoiser(self.generator), x0,
-                                                  condition=condition, mask=self.packing.mask)
-        loss, log_vars = self.parse_losses(dict(loss_flow=losses['loss']))
+        with optim_wrapper.optim_context(forward):
+            losses = forward(mode='loss', **batch)
+        loss, log_vars = self.parse_losses(losses)
         optim_wrapper.update_params(loss)
-        self.update_ema()
+        with full_parameters(forward):  # FSDP: gather the generator's shards for the EMA
+            self.update_ema()
         return log_vars
+
+    def fsdp_ignored_modules(self) -> List[nn.Module]:
+        """Kept whole outside FSDP's shards: the frozen autoencoder and text encoder (no gradients
+        to shard) and the EMA copy (updated from gathered weights)."""
+        frozen = [self.autoencoder, self.ema_generator]
+        encoder = getattr(self.conditioner, 'encoder', None)
+        return frozen + ([encoder] if isinstance(encoder, nn.Module) else [])
 
     @torch.no_grad()
     def update_ema(self) -> None:
@@ -210,16 +237,20 @@ class PAVDiT(BaseModel):
 
         Returns one dict per sample: ``video`` (3, T, H, W), ``audio`` (1, T, Ha, Wa) in [-1, 1]
         (when ``decode``) and ``latents`` (the six planes).
+
+        Raises:
+            TypeError / ValueError: ``num_samples`` is not an int >= 1; the conditioner's input
+                (``labels``: (num_samples,) integer class ids, or ``texts``: num_samples strings)
+                is missing or malformed; ``known_latents`` are missing or malformed; a sampler
+                setting is invalid.
         """
+        num_samples = check_int(num_samples, 'num_samples', minimum=1)
         if mode not in GENERATION_MODES:
             raise ValueError(f'mode must be one of {GENERATION_MODES}, got {mode!r}')
         device = self.packing.mask.device
         condition = null = None
         if self.conditioner is not None:
-            if labels is None and texts is None:
-                raise ValueError('this model is conditional: give labels or texts')
-            source = dict(label=torch.as_tensor(labels, device=device) if labels is not None
-                          else None, text=list(texts) if texts is not None else None)
+            source = self._condition_source(num_samples, labels, texts, device)
             condition = self.condition_of(source)
             null = self.null_condition(num_samples, condition)
         mask = self.packing.mask
@@ -229,6 +260,7 @@ class PAVDiT(BaseModel):
         if mode != 'joint':
             if known_latents is None:
                 raise ValueError(f'mode {mode!r} needs known_latents of the given modality')
+            known_latents = self.autoencoder.check_latents(known_latents)
             given = 'audio' if mode == 'audio_to_video' else 'video'
             known = self.to_canvas({k: known_latents[k] if k.startswith(given)
                                     else torch.zeros_like(known_latents[k]) for k in LATENT_KEYS})
@@ -252,3 +284,32 @@ class PAVDiT(BaseModel):
             for i, output in enumerate(outputs):
                 output.update(video=video[i].clamp(-1, 1), audio=audio[i].clamp(-1, 1))
         return outputs
+
+    def _condition_source(self, num_samples: int, labels, texts, device) -> dict:
+        """What :meth:`sample` hands the conditioner, checked: ``labels`` (num_samples,) integer
+        class ids for a class conditioner, ``texts`` (num_samples strings) for a text one (the
+        other may be given too and is ignored)."""
+        if hasattr(self.conditioner, 'encoder'):
+            if texts is None:
+                raise ValueError(f'this model is conditional: give labels or texts (it is '
+                                 f'conditioned on text prompts: texts, a list of {num_samples} '
+                                 f'strings)')
+            if isinstance(texts, str) or not isinstance(texts, Sequence) or not all(
+                    isinstance(t, str) for t in texts):
+                raise TypeError(f'texts must be a list of {num_samples} strings, got '
+                                f'{describe(texts)}')
+            if len(texts) != num_samples:
+                raise ValueError(f'texts must hold num_samples = {num_samples} prompts, got '
+                                 f'{len(texts)}')
+            return dict(label=None, text=list(texts))
+        if labels is None:
+            raise ValueError(f'this model is conditional: give labels or texts (it is '
+                             f'conditioned on class labels: labels, ({num_samples},) integer '
+                             f'class ids)')
+        try:
+            labels = torch.as_tensor(labels, device=device)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f'labels must be ({num_samples},) integer class ids, got '
+                            f'{describe(labels)} ({err})') from None
+        check_tensor(labels, 'labels', (num_samples,), dtype='integer')
+        return dict(label=labels, text=None)

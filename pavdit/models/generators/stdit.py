@@ -9,7 +9,8 @@ the planes at each canvas position, cross-attention to the condition tokens, MLP
       [STDiTBlock x depth] --final adaLN + Linear--> (B, C, F, Hc, Wc)
 """
 import math
-from typing import Optional, Sequence
+from collections.abc import Mapping
+from typing import Optional, Sequence, Tuple
 
 import torch
 from einops import rearrange
@@ -18,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from pavdit.models.layers import CrossAttention, Mlp, SelfAttention, sincos_2d
 from pavdit.registry import MODELS
+from pavdit.utils.validation import check_tensor, describe
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -96,7 +98,7 @@ class STDiT(nn.Module):
 
     Shapes: forward(x (B, C, F, Hc, Wc), timesteps (B,), condition dict(tokens=(B, L,
     hidden_size), mask=(B, L)) or None) -> (B, C, F, Hc, Wc). Hc and Wc must be divisible by the
-    patch.
+    patch. Arguments are validated by :meth:`check_inputs`.
     """
 
     def __init__(self, in_channels: int = 4, num_frames: int = 6,
@@ -143,13 +145,46 @@ class STDiT(nn.Module):
             nn.init.zeros_(self.final_linear.weight)
             nn.init.zeros_(self.final_linear.bias)
 
+    def check_inputs(self, x: torch.Tensor, timesteps: torch.Tensor, condition: Optional[dict]
+                     ) -> Tuple[torch.Tensor, Optional[dict]]:
+        """Validate :meth:`forward`'s arguments; return x and the condition in the model's dtype.
+
+        x: floating point (B, in_channels, num_frames, Hc, Wc), Hc and Wc divisible by the patch,
+        no zero-size dimension (float64 / float16 / bfloat16 are cast to the parameters' dtype).
+        timesteps: (B,) integer or floating point. condition: None or a dict with ``tokens``
+        (B, L, hidden_size) floating point and optionally ``mask`` (B, L) bool or integer.
+
+        Raises:
+            TypeError / ValueError: naming the argument and the expected shape or dtype.
+        """
+        dims = {}
+        check_tensor(x, 'x', ('B', self.in_channels, self.num_frames, 'Hc', 'Wc'), dims=dims)
+        ph, pw = self.patch_size[1:]
+        if x.shape[-2] % ph or x.shape[-1] % pw:
+            raise ValueError(f'x: STDiT expects (B, {self.in_channels}, {self.num_frames}, Hc, '
+                             f'Wc) with Hc, Wc divisible by {ph}x{pw}; got {tuple(x.shape)}')
+        check_tensor(timesteps, 'timesteps', ('B',), dtype='real', dims=dims)
+        dtype = self.patch_embed.weight.dtype
+        if condition is not None:
+            if not isinstance(condition, Mapping) or 'tokens' not in condition:
+                raise TypeError(f'condition must be None or dict(tokens=(B, L, '
+                                f'{self.hidden_size}), mask=(B, L) bool), got '
+                                f'{describe(condition)}' + (f' with keys {sorted(condition)}'
+                                                            if isinstance(condition, Mapping)
+                                                            else ''))
+            check_tensor(condition['tokens'], "condition['tokens']",
+                         ('B', 'L', self.hidden_size), dims=dims, allow_empty=True)
+            if condition.get('mask') is not None:
+                check_tensor(condition['mask'], "condition['mask']", ('B', 'L'),
+                             dtype='bool_or_integer', dims=dims, allow_empty=True)
+            condition = dict(condition, tokens=condition['tokens'].to(dtype))
+        return x.to(dtype), condition
+
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor,
                 condition: Optional[dict] = None) -> torch.Tensor:
+        x, condition = self.check_inputs(x, timesteps, condition)
         batch, _, frames, height, width = x.shape
         ph, pw = self.patch_size[1:]
-        if frames != self.num_frames or height % ph or width % pw:
-            raise ValueError(f'STDiT expects (B, {self.in_channels}, {self.num_frames}, Hc, Wc) '
-                             f'with Hc, Wc divisible by {ph}x{pw}; got {tuple(x.shape)}')
         grid_h, grid_w = height // ph, width // pw
         tokens = rearrange(self.patch_embed(x), 'b d f h w -> b f (h w) d')
         tokens = tokens + sincos_2d(grid_h, grid_w, self.hidden_size, x.device, tokens.dtype)
