@@ -37,9 +37,18 @@ ROWS = {
 DATASET_BASES = dict(synthetic='synthetic.py', landscape='landscape.py', aist='aist.py')
 
 
+def _config_name(value: str) -> str:
+    """A row of configs/mdsa/ by name, also when given as its path."""
+    name = osp.splitext(osp.basename(value))[0]
+    if not osp.isfile(osp.join(ROOT, 'configs', 'mdsa', f'{name}.py')):
+        raise argparse.ArgumentTypeError(f'{value}: no such config in configs/mdsa/')
+    return name
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Run the Table 5 ablations and tabulate them.')
-    parser.add_argument('--configs', nargs='+', default=list(ROWS))
+    parser.add_argument('--configs', nargs='+', default=list(ROWS), type=_config_name,
+                        help='rows by config name (mdsa_wo_gcm) or path (configs/mdsa/...py)')
     parser.add_argument('--dataset', choices=sorted(DATASET_BASES), default='synthetic')
     parser.add_argument('--data-root', help='dataset folder (landscape / aist)')
     parser.add_argument('--iters', type=int, default=300)
