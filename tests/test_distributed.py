@@ -98,16 +98,6 @@ def test_models_with_their_own_train_step_stay_in_step_across_ranks(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(fresh, ranks[0]['generator']))
 
 
-def test_mdsa_trains_with_torchrun_through_both_stages(tmp_path):
-    """The README's multi-process command on the tiny MDSA, with the adversarial stage from iteration
-    2 on, so both optimizers step under DDP."""
-    proc = _torchrun('configs/mdsa/mdsa_synthetic_tiny.py', '--work-dir', str(tmp_path),
-                     '--cfg-options', 'train_cfg.max_iters=4', 'model.disc_start=2',
-                     'default_hooks.logger.interval=1')
-    assert 'loss_disc_video' in proc.stdout + proc.stderr
-    assert (tmp_path / 'iter_4.pth').is_file()
-
-
 def test_gradient_accumulation_matches_the_larger_batch(tmp_path):
     """2 micro-batches of 4 with optim_wrapper.accumulative_counts=2 take the same optimizer
     steps as batches of 8 (mmengine divides each micro-batch loss by the count)."""
