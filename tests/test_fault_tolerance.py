@@ -1,7 +1,6 @@
 """A run killed with SIGKILL, mid-training or mid-save, resumes to the same weights and loss curve
 as a run never interrupted; the last good checkpoint survives the kill."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ MDSA = REPO_ROOT / 'configs/mdsa/mdsa_synthetic_tiny.py'
 PAVDIT = REPO_ROOT / 'configs/pavdit/pavdit_synthetic_tiny.py'
 
 
-def _mdsa_config(tmp_path):
+def _mdsa_config():
     """The tiny MDSA, its adversarial stage (second optimizer, KL) switching on at iteration 3."""
     cfg = Config.fromfile(MDSA)
     cfg.model.disc_start = 3
@@ -25,7 +24,7 @@ def _mdsa_config(tmp_path):
     return cfg
 
 
-def _pavdit_config(tmp_path):
+def _pavdit_config():
     """The tiny PAV-DiT over a randomly initialised tiny MDSA (no trained checkpoint needed), with
     its latent statistics fitted before training and an EMA that moves fast."""
     cfg = Config.fromfile(PAVDIT)
@@ -70,12 +69,13 @@ def _loss_curve(work_dir) -> dict:
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, model, kill):
     make = dict(mdsa=_mdsa_config, pavdit=_pavdit_config)[model]
     straight_dir, killed_dir = tmp_path / 'straight', tmp_path / 'killed'
-    run_tool('tools/train.py', _write_config(make(tmp_path), tmp_path / 'straight.py'),
+    run_tool('tools/train.py', _write_config(make(), tmp_path / 'straight.py'),
              '--work-dir', str(straight_dir))
 
     killed = subprocess.run(
-        [sys.executable, 'tools/train.py', _write_config(make(tmp_path), tmp_path / 'kill.py', kill),
-         '--work-dir', str(killed_dir)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+        [sys.executable, 'tools/train.py', _write_config(make(), tmp_path / 'kill.py', kill),
+         '--work-dir', str(killed_dir)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     # The last good checkpoint is whole and the latest pointer names it; nothing half-written
     # carries a checkpoint's name.
@@ -83,7 +83,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, model, kill)
     assert (killed_dir / 'last_checkpoint').read_text().strip().endswith('iter_4.pth')
     assert load_checkpoint_file(killed_dir / 'iter_4.pth')['meta']['iter'] == 4
 
-    run_tool('tools/train.py', _write_config(make(tmp_path), tmp_path / 'resume.py'),
+    run_tool('tools/train.py', _write_config(make(), tmp_path / 'resume.py'),
              '--work-dir', str(killed_dir), '--resume')
 
     straight = load_checkpoint_file(straight_dir / 'iter_6.pth')

@@ -19,7 +19,8 @@ env_cfg = dict(
 
 # Under torchrun: DDP that lets a model run its own train_step (the MDSA's two optimizers,
 # PAV-DiT's EMA); plain models get mmengine's default step (docs/distributed.md).
-model_wrapper_cfg = dict(type='pavdit.ModelStepDistributedDataParallel')  # scoped: Runner asks the root
+# (Scoped name: the Runner looks the type up in mmengine's root registry.)
+model_wrapper_cfg = dict(type='pavdit.ModelStepDistributedDataParallel')
 
 log_processor = dict(by_epoch=False, window_size=10)
 log_level = 'INFO'

@@ -1,5 +1,6 @@
 # The tiny PAV-DiT with its generator sharded by FSDP through mmengine's FlexibleRunner (CUDA):
-#   torchrun --nproc-per-node N tools/train.py configs/pavdit/pavdit_synthetic_tiny_fsdp.py --launcher pytorch
+#   torchrun --nproc-per-node N tools/train.py configs/pavdit/pavdit_synthetic_tiny_fsdp.py \
+#       --launcher pytorch
 # Any generator config becomes FSDP by adding these keys (docs/distributed.md).
 _base_ = ['./pavdit_synthetic_tiny.py']
 

@@ -21,7 +21,8 @@ def init_cpu_distributed(cfg: Config) -> None:
         dist.init_process_group(backend='gloo')
     cfg.env_cfg = cfg.get('env_cfg', {})
     cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
-    wrapper = dict(cfg.get('model_wrapper_cfg') or dict(type='pavdit.ModelStepDistributedDataParallel'))
+    wrapper = dict(cfg.get('model_wrapper_cfg')
+                   or dict(type='pavdit.ModelStepDistributedDataParallel'))
     wrapper.setdefault('broadcast_buffers', False)
     wrapper['device_ids'] = None  # CPU modules: DDP must not be pinned to a GPU
     cfg.model_wrapper_cfg = wrapper

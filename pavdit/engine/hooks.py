@@ -102,7 +102,8 @@ class RandomStateHook(Hook):
 
 
 def _random_state() -> dict:
-    """torch (CPU, CUDA), numpy and python states as tensors and plain values (weights_only-safe)."""
+    """torch (CPU, CUDA), numpy and python RNG states as tensors and plain values, which
+    weights-only loading accepts."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return dict(torch=torch.get_rng_state(),
                 cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],

@@ -12,6 +12,7 @@ the model itself) is called like the model, e.g. ``forward(mode='loss', **batch)
 through the wrapper is followed by exactly one backward before the next. A model whose
 ``train_step`` takes no ``forward`` argument gets mmengine's standard step.
 """
+import functools
 import inspect
 from contextlib import nullcontext
 from typing import Dict, Union
@@ -26,9 +27,13 @@ from pavdit.registry import MODEL_WRAPPERS
 class _ModelStep:
     """``train_step`` that defers to the wrapped model's own step when it accepts ``forward``."""
 
+    @functools.cached_property
+    def _model_runs_its_step(self) -> bool:
+        return 'forward' in inspect.signature(self.module.train_step).parameters
+
     def train_step(self, data: Union[dict, tuple, list], optim_wrapper
                    ) -> Dict[str, torch.Tensor]:
-        if 'forward' not in inspect.signature(self.module.train_step).parameters:
+        if not self._model_runs_its_step:
             return super().train_step(data, optim_wrapper)
         return self.module.train_step(data, optim_wrapper, forward=self)
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from pavdit.engine.checkpoints import load_model
 from pavdit.engine.model_wrappers import full_parameters
-from pavdit.models.autoencoders.mdsa import LATENT_KEYS, MODALITIES
+from pavdit.models.autoencoders.mdsa import LATENT_KEYS
 from pavdit.models.builder import build_module
 from pavdit.models.generators.latent_stats import LatentNormalizer
 from pavdit.registry import DIFFUSION_SCHEDULERS, MODELS
@@ -177,7 +177,8 @@ class PAVDiT(BaseModel):
     def train_step(self, data: Union[dict, list], optim_wrapper,
                    forward: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
         """One flow-matching step and an EMA update. ``forward``: the model itself, or the DDP
-        wrapper around it (``ModelStepDistributedDataParallel``) so the gradients are all-reduced."""
+        wrapper around it (``ModelStepDistributedDataParallel``), so the gradients are
+        all-reduced."""
         forward = forward or self
         batch = self.data_preprocessor(data, True)
         with optim_wrapper.optim_context(forward):
@@ -191,9 +192,9 @@ class PAVDiT(BaseModel):
     def fsdp_ignored_modules(self) -> List[nn.Module]:
         """Kept whole outside FSDP's shards: the frozen autoencoder and text encoder (no gradients
         to shard) and the EMA copy (updated from gathered weights)."""
-        frozen = [self.autoencoder, self.ema_generator]
+        whole = [self.autoencoder, self.ema_generator]
         encoder = getattr(self.conditioner, 'encoder', None)
-        return frozen + ([encoder] if isinstance(encoder, nn.Module) else [])
+        return whole + ([encoder] if isinstance(encoder, nn.Module) else [])
 
     @torch.no_grad()
     def update_ema(self) -> None:
