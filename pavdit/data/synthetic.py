@@ -33,6 +33,7 @@ class _Clip:
     samples_per_frame: int
     sample_rate: int
     events: list
+    object_mask: np.ndarray = None  # (T, H, W) in [0, 1]: the small moving object, if any
 
     @property
     def num_samples(self) -> int:
@@ -145,7 +146,8 @@ def _bouncing_ball(c: _Clip):
     image = _gradient(c, _color(rng, (0.1, 0.3)), _color(rng, (0.1, 0.3)))
     floor_color = _color(rng, value=(0.1, 0.3)) + 0.7 * c.at(0)[:, None]  # the floor flashes
     image = _paint(image, (ys >= floor).astype(np.float32), floor_color)
-    image = _paint(image, _ellipse(c, cy, cx, ry, rx), _color(rng, value=(0.5, 0.9)))
+    c.object_mask = _ellipse(c, cy, cx, ry, rx)
+    image = _paint(image, c.object_mask, _color(rng, value=(0.5, 0.9)))
     thud = np.sin(2 * np.pi * rng.uniform(70, 160) * np.arange(c.num_samples) / c.sample_rate)
     return image, (_events_sound(c, thud, decay=0.15)
                    + 0.5 * _events_sound(c, _noise(c, 200, 4000), decay=0.04))
@@ -279,7 +281,9 @@ def render_clip(class_name: str, seed: int, num_frames: int = 16, height: int = 
     """Render one sounding video of ``class_name``, bit-identical for the same arguments.
 
     Returns dict(frames=uint8 (T, H, W, 3) RGB, waveform=float32 (N,) in [-1, 1] with
-    N = T * sample_rate / fps, event_frames=sorted list of frames where an event starts).
+    N = T * sample_rate / fps, event_frames=sorted list of frames where an event starts,
+    object_mask=float32 (T, H, W) coverage in [0, 1] of the small moving object (the bouncing
+    ball), or None for classes without one).
     """
     if class_name not in _RENDERERS:
         raise ValueError(f'unknown class {class_name!r}; choose from {CLASSES}')
@@ -293,7 +297,9 @@ def render_clip(class_name: str, seed: int, num_frames: int = 16, height: int = 
     sound = sound * rng.uniform(0.5, 0.8) / max(np.abs(sound).max(), 1e-12)
     sound = sound + NOISE_FLOOR * rng.standard_normal(clip.num_samples)
     return dict(frames=np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8),
-                waveform=np.clip(sound, -1, 1).astype(np.float32), event_frames=clip.events)
+                waveform=np.clip(sound, -1, 1).astype(np.float32), event_frames=clip.events,
+                object_mask=None if clip.object_mask is None
+                else clip.object_mask.astype(np.float32))
 
 
 @DATASETS.register_module()

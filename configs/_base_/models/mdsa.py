@@ -21,10 +21,13 @@ model = dict(
                         spatial_blocks=(2, 2)),
     video_discriminator=dict(type='VideoPatchDiscriminator', base_channels=64, num_layers=3),
     audio_discriminator=dict(type='AudioPatchDiscriminator', base_channels=64, num_layers=3),
+    # Paper Eq. 10: 4.0 x L1. The synthetic recipe adds MSE (docs/mdsa.md: L1 alone drops small
+    # moving objects).
+    reconstruction_loss=dict(type='ReconstructionLoss', l1=4.0),
     # Set backbone_checkpoint to a local torchvision VGG16 state dict (and optionally the LPIPS
     # calibration weights); without it the perceptual term is off, with a warning.
     perceptual_loss=dict(type='PerceptualLoss', backbone_checkpoint=None, lpips_checkpoint=None),
-    loss_weights=dict(l1=4.0, adversarial=1.0, feature_matching=1.0, kl=6e-6),
+    loss_weights=dict(adversarial=1.0, feature_matching=1.0, kl=6e-6),
     modality_weights=dict(video=0.5, audio=0.5),
     disc_start=None,  # set by the schedule: None = stage 1 (no adversarial, no KL)
     data_preprocessor=dict(type='SoundingVideoDataPreprocessor'),

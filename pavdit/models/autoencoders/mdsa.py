@@ -6,7 +6,8 @@
     latent planes --Eq. 7 expand + sum--> two 3D grids --Bi-Block CrossAttn--> per-modality decoders
 
 Every block is a config entry; ``None`` switches it off (the Table 5 ablations). Training follows
-Eq. 10-12: per modality (weight 0.5) 4.0 x L1 + perceptual + gamma x (hinge adversarial + feature
+Eq. 10-12: per modality (weight 0.5) a reconstruction loss (paper: 4.0 x L1; configurable, see
+``ReconstructionLoss``) + perceptual + gamma x (hinge adversarial + feature
 matching), plus 6e-6 x KL, where gamma and the KL term switch on at iteration ``disc_start`` (read
 from the Runner's message hub, so the gate survives a resume).
 """
@@ -15,7 +16,6 @@ from contextlib import contextmanager
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapperDict
@@ -30,7 +30,7 @@ from pavdit.utils.validation import check_tensor, describe
 
 MODALITIES = ('video', 'audio')
 LATENT_KEYS = tuple(f'{m}_{p}' for m in MODALITIES for p in PLANES)
-DEFAULT_LOSS_WEIGHTS = dict(l1=4.0, adversarial=1.0, feature_matching=1.0, kl=6e-6)
+DEFAULT_LOSS_WEIGHTS = dict(adversarial=1.0, feature_matching=1.0, kl=6e-6)
 
 
 @MODELS.register_module()
@@ -45,8 +45,10 @@ class MDSA(BaseModel):
         cross_modal_attention: GCM-Attn between the modalities' planes or None.
         decoder_fusion: Bi-Block CrossAttn between the decoders' grids or None.
         video_discriminator, audio_discriminator: PatchGAN configs or None (no adversarial loss).
+        reconstruction_loss: ``ReconstructionLoss`` config or module (paper: 4.0 x L1; L1, MSE,
+            Charbonnier and their weighted sums).
         perceptual_loss: ``PerceptualLoss`` config or None.
-        loss_weights: ``l1``, ``adversarial``, ``feature_matching``, ``kl`` (0 switches KL off).
+        loss_weights: ``adversarial``, ``feature_matching``, ``kl`` (0 switches KL off).
         modality_weights: weight of each modality's losses (paper: 0.5 each).
         disc_start: iteration from which the adversarial and KL terms are on (None: never,
             i.e. stage 1).
@@ -63,6 +65,7 @@ class MDSA(BaseModel):
                  decoder_fusion: Optional[dict] = None,
                  video_discriminator: Optional[dict] = None,
                  audio_discriminator: Optional[dict] = None,
+                 reconstruction_loss: Union[dict, nn.Module] = dict(type='ReconstructionLoss'),
                  perceptual_loss: Optional[dict] = None,
                  loss_weights: Optional[dict] = None,
                  modality_weights: Optional[dict] = None,
@@ -90,11 +93,17 @@ class MDSA(BaseModel):
                           (('video', video_discriminator), ('audio', audio_discriminator))
                           if cfg is not None}
         self.discriminators = nn.ModuleDict(discriminators) if discriminators else None
+        self.reconstruction_loss = build_module(reconstruction_loss)
         self.perceptual_loss = build_module(perceptual_loss)
         # The perceptual loss's frozen VGG comes from its own checkpoint at build time; keep its
         # ~59 MB out of every training checkpoint.
         self._register_state_dict_hook(_drop_perceptual_weights)
         self._register_load_state_dict_pre_hook(self._keep_perceptual_weights)
+        unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
+        if unknown:
+            raise ValueError(f'model.loss_weights: unknown keys {sorted(unknown)}; expected '
+                             f'{sorted(DEFAULT_LOSS_WEIGHTS)} (pixel losses are set by '
+                             f'model.reconstruction_loss)')
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **(loss_weights or {})}
         self.modality_weights = modality_weights or dict(video=0.5, audio=0.5)
         self.disc_start = disc_start
@@ -220,7 +229,8 @@ class MDSA(BaseModel):
         weights, losses = self.loss_weights, {}
         for m in MODALITIES:
             w, real, fake = self.modality_weights[m], batch[m], recon[m]
-            losses[f'loss_l1_{m}'] = w * weights['l1'] * F.l1_loss(fake, real)
+            for term, value in self.reconstruction_loss(fake, real).items():
+                losses[f'loss_{term}_{m}'] = w * value
             if self.perceptual_loss is not None and self.perceptual_loss.weight > 0:
                 losses[f'loss_perceptual_{m}'] = w * self.perceptual_loss(fake, real)
             if self.stage_two_active() and weights['kl'] > 0:
