@@ -1,13 +1,16 @@
 """Evaluate a checkpoint with the metrics of its config; write JSON and a markdown table.
 
     python tools/test.py CONFIG CHECKPOINT [--num-samples 16] [--steps S] [--cfg-scale W]
-        [--split val] [--out DIR] [--cfg-options key=value ...]
+        [--split val] [--out DIR] [--classifier FILE] [--cfg-options key=value ...]
 
 - A generator (PAVDiT): samples ``--num-samples`` clips (prompts / labels cycling over the
   dataset's classes, "a video of <class>"), decodes them, inverts their audio with Griffin-Lim and
   evaluates ``test_evaluator`` (default: synchronisation - AV-Align, audio-video offset, and event
   precision / recall against the synthetic set's ground truth when the dataset has it; add
   FVDMetric / KVDMetric / FADMetric with detector weights for Table 1).
+- ``--classifier FILE`` (the synthetic set only): also the class accuracy of the clips against
+  their prompted class and their audio-visual event agreement, judged by the classifier of
+  tools/train_synthetic_classifier.py (``judge/*``).
 - An autoencoder (MDSA): reconstructs ``--num-samples`` clips of the ``--split`` set and evaluates
   ``test_evaluator`` (default: ReconstructionMetric; add ReconstructionFVDMetric for rFVD / rKVD).
 """
@@ -45,6 +48,9 @@ def parse_args(argv=None):
     parser.add_argument('--split', choices=['train', 'val'], default='val',
                         help='autoencoder: the clips to reconstruct')
     parser.add_argument('--out', default=None, help='default: <checkpoint dir>/test')
+    parser.add_argument('--classifier', default=None,
+                        help='synthetic-set classifier (tools/train_synthetic_classifier.py): also '
+                             'report class accuracy and event agreement of the clips')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return parser.parse_args(argv)
@@ -63,7 +69,8 @@ def generated_batches(model, cfg, args, audio_transform):
         yield [dict(video=o['video'].cpu(), audio=o['audio'].cpu(),
                     waveform=audio_transform.inverse(o['audio'].float().cpu()),
                     fps=audio_transform.fps, sample_rate=audio_transform.sample_rate,
-                    text=text) for o, text in zip(outputs, texts)]
+                    text=text, class_name=classes[int(label)] if classes else None)
+                for o, text, label in zip(outputs, texts, labels)]
 
 
 def training_classes(checkpoint: str, cfg) -> list:
@@ -106,8 +113,11 @@ def main(argv=None) -> dict:
     is_generator = hasattr(model, 'sample')
     default = GENERATOR_DEFAULT if is_generator else AUTOENCODER_DEFAULT
     metric_cfgs = cfg.get('test_evaluator') or default
-    evaluator = Evaluator([dict(m) for m in (metric_cfgs if isinstance(metric_cfgs, list)
-                                             else [metric_cfgs])])
+    metric_cfgs = [dict(m) for m in (metric_cfgs if isinstance(metric_cfgs, list)
+                                     else [metric_cfgs])]
+    if args.classifier:
+        metric_cfgs.append(dict(type='SyntheticClassifierMetric', checkpoint=args.classifier))
+    evaluator = Evaluator(metric_cfgs)
     batches = (generated_batches if is_generator else reconstructed_batches)(
         model, cfg, args, audio_transform)
     total, processed = -(-args.num_samples // args.batch_size), 0

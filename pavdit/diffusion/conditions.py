@@ -103,10 +103,13 @@ class KnownElements:
         like: the sampler state, for shape, dtype and device.
         generator: draws the one fixed noise ``noise`` that re-noises the known values at every
             step, so their noisy versions lie on one forward trajectory.
+        noise: that noise, drawn by the caller (a sampler whose prior is not the standard
+            Gaussian); ``generator`` is then unused.
     """
 
     def __init__(self, known: torch.Tensor, known_mask: torch.Tensor, like: torch.Tensor,
-                 generator: Optional[torch.Generator] = None):
+                 generator: Optional[torch.Generator] = None,
+                 noise: Optional[torch.Tensor] = None):
         try:
             self.value = torch.broadcast_to(known.to(like), like.shape)
             self.mask = torch.broadcast_to(known_mask.to(like.device) != 0, like.shape)
@@ -114,17 +117,22 @@ class KnownElements:
             raise ValueError(f'known {tuple(known.shape)} and known_mask '
                              f'{tuple(known_mask.shape)} must broadcast to the sample shape '
                              f'{tuple(like.shape)}') from err
-        self.noise = torch.randn(like.shape, generator=generator, device=like.device,
-                                 dtype=like.dtype)
+        self.noise = noise.to(like) if noise is not None else torch.randn(
+            like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
     @classmethod
     def from_args(cls, known: Optional[torch.Tensor], known_mask: Optional[torch.Tensor],
-                  like: torch.Tensor, generator: Optional[torch.Generator] = None
+                  like: torch.Tensor, generator: Optional[torch.Generator] = None,
+                  draw_noise: Optional[Callable[[], torch.Tensor]] = None
                   ) -> Optional['KnownElements']:
-        """The sampler's ``known`` / ``known_mask`` arguments: both or neither."""
+        """The sampler's ``known`` / ``known_mask`` arguments: both or neither. ``draw_noise()``
+        gives the re-noising noise when the sampler's prior is not the standard Gaussian."""
         if (known is None) != (known_mask is None):
             raise ValueError('known and known_mask go together: pass both or neither')
-        return None if known is None else cls(known, known_mask, like, generator)
+        if known is None:
+            return None
+        return cls(known, known_mask, like, generator,
+                   None if draw_noise is None else draw_noise())
 
     def paste(self, x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """``x`` with its known elements replaced by ``values`` (both shaped like the sample)."""

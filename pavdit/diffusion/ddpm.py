@@ -62,6 +62,12 @@ class DDPM:
         steps = torch.linspace(self.num_timesteps - 1, 0, num_steps, dtype=torch.float64)
         return steps.round().long()
 
+    def draw_noise(self, shape, bounds=None, generator: Optional[torch.Generator] = None,
+                   device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Samples of the prior, ``shape``: the standard Gaussian (``bounds`` has no meaning for
+        a diffusion whose terminal distribution is Gaussian and is not used)."""
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor,
                   timesteps: torch.Tensor) -> torch.Tensor:
         """``sqrt(abar_k) x0 + sqrt(1 - abar_k) noise``; x0, noise: (B, ...), timesteps: (B,)

@@ -5,8 +5,12 @@ Forward process ``x_t = (1 - t) x0 + t eps`` with t in [0, 1]; the network predi
 (pure noise) to t = 0 with Euler steps. An optional shift ``t' = shift t / (1 + (shift - 1) t)``
 moves the training and sampling times toward the noise end for ``shift > 1``.
 
-:class:`ReflectedFlow` trains the same way and samples the same ODE, but mirrors the state back into
-a box [low, high] after every step, so samples never leave the range the latents occupy.
+:class:`ReflectedFlow` follows reflected flow matching (Xie et al., ICML 2024; tyuxie/RFM): the
+prior is the standard Gaussian *truncated to the box* [low, high] (for training noise and for the
+sampler's starting point alike), the path and velocity target are rectified flow's, and the
+sampler mirrors the state back into the box after every Euler step, so samples never leave the
+range the latents occupy. ``prior='normal'`` keeps the untruncated Gaussian (reflection only in
+sampling); docs/generation.md compares the two on a known distribution.
 """
 from typing import Callable, Optional, Tuple, Union
 
@@ -19,6 +23,19 @@ from pavdit.registry import DIFFUSION_SCHEDULERS
 
 Bound = Union[float, torch.Tensor]
 TIMESTEP_SAMPLINGS = ('uniform', 'logit_normal')
+PRIORS = ('truncated_normal', 'normal')
+
+
+def truncated_normal(shape, low: Bound, high: Bound, generator: Optional[torch.Generator] = None,
+                     device=None, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal samples conditioned on [low, high] (bounds broadcast to ``shape``), by
+    inverting the normal CDF in float64: x = Phi^-1(Phi(low) + u (Phi(high) - Phi(low)))."""
+    low = torch.as_tensor(low, dtype=torch.float64, device=device)
+    high = torch.as_tensor(high, dtype=torch.float64, device=device)
+    u = torch.rand(shape, generator=generator, device=device, dtype=torch.float64)
+    cdf_low, cdf_high = torch.special.ndtr(low), torch.special.ndtr(high)
+    x = torch.special.ndtri(cdf_low + u * (cdf_high - cdf_low))
+    return torch.minimum(torch.maximum(x, low), high).to(dtype)  # rounding at the tails
 
 
 def reflect(x: torch.Tensor, low: Bound, high: Bound) -> torch.Tensor:
@@ -88,6 +105,13 @@ class RectifiedFlow:
             raise ValueError(f'num_steps must be >= 1, got {num_steps}')
         return self.shift_times(torch.linspace(1.0, 0.0, num_steps + 1, dtype=torch.float64))
 
+    def draw_noise(self, shape, bounds: Optional[Tuple[Bound, Bound]] = None,
+                   generator: Optional[torch.Generator] = None, device=None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Samples of the prior (the x at t = 1), ``shape``: the standard Gaussian. ``bounds`` is
+        used by :class:`ReflectedFlow` only."""
+        return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor,
                   timesteps: torch.Tensor) -> torch.Tensor:
         """``x_t = (1 - t) x0 + t noise``; x0, noise: (B, ...), timesteps: (B,) in model units."""
@@ -96,14 +120,16 @@ class RectifiedFlow:
 
     def training_loss(self, model_fn: ModelFn, x0: torch.Tensor, condition: Condition = None,
                       mask: Optional[torch.Tensor] = None, noise: Optional[torch.Tensor] = None,
-                      generator: Optional[torch.Generator] = None) -> dict:
-        """Velocity-matching loss on clean samples x0 (B, ...).
+                      generator: Optional[torch.Generator] = None,
+                      bounds: Optional[Tuple[Bound, Bound]] = None) -> dict:
+        """Velocity-matching loss on clean samples x0 (B, ...); ``noise`` defaults to
+        :meth:`draw_noise` (with ``bounds``).
 
         Returns ``loss`` (masked MSE between the prediction and ``noise - x0``) and ``t_mean``.
         """
         check_training_args(x0, noise)
         if noise is None:
-            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            noise = self.draw_noise(x0.shape, bounds, generator, x0.device, x0.dtype)
         t = self.sample_times(x0.shape[0], x0.device, generator)
         timesteps = t * self.num_timesteps
         pred = model_fn(self.add_noise(x0, noise, timesteps), timesteps, condition)
@@ -125,15 +151,16 @@ class RectifiedFlow:
         """Integrate from ``noise`` (B, ...) at t = 1 to a sample x0 (B, ...) in noise's dtype.
 
         The state is kept in at least fp32; the model sees it in noise's dtype. Known elements are
-        re-noised to the current t before every model call and set exactly at the end;
-        ``callback(step_index, x)`` sees the state after every step. ``bounds`` is used by
-        :class:`ReflectedFlow` only.
+        re-noised to the current t (with noise from :meth:`draw_noise`) before every model call
+        and set exactly at the end; ``callback(step_index, x)`` sees the state after every step.
+        ``bounds`` is used by :class:`ReflectedFlow` only.
         """
         num_steps = check_sampling_args(noise, num_steps, self.num_sampling_steps, guidance_scale)
         times = self.sampling_times(num_steps).tolist()
         constrain = self._step_constraint(bounds)
         x = noise.to(torch.promote_types(noise.dtype, torch.float32))
-        fixed = KnownElements.from_args(known, known_mask, x, generator)
+        fixed = KnownElements.from_args(known, known_mask, x, generator, lambda: self.draw_noise(
+            x.shape, bounds, generator, x.device, x.dtype))
         for i in tqdm(range(len(times) - 1), desc=type(self).__name__, disable=not progress):
             timesteps = torch.full((x.shape[0],), times[i] * self.num_timesteps,
                                    device=x.device, dtype=torch.float32)
@@ -151,18 +178,41 @@ class RectifiedFlow:
 
 @DIFFUSION_SCHEDULERS.register_module()
 class ReflectedFlow(RectifiedFlow):
-    """Rectified flow whose sampler reflects the state into a box after every Euler step.
+    """Reflected flow matching: a prior inside a box, and a sampler that reflects the state into
+    the box after every Euler step.
 
     Args:
         bounds: default (low, high) box, scalars or tensors broadcastable to the sample (e.g.
-            per-channel bounds from latent statistics); ``sample(bounds=...)`` overrides it.
+            per-channel bounds from latent statistics); a ``bounds`` argument overrides it.
+        prior: ``'truncated_normal'`` (the reference method: training noise and the sampler's
+            start drawn from N(0, 1) truncated to the box) or ``'normal'`` (untruncated; only the
+            sampler reflects).
         **kwargs: as :class:`RectifiedFlow`.
     """
 
-    def __init__(self, bounds: Tuple[Bound, Bound] = (-3.0, 3.0), **kwargs):
+    def __init__(self, bounds: Tuple[Bound, Bound] = (-3.0, 3.0),
+                 prior: str = 'truncated_normal', **kwargs):
         super().__init__(**kwargs)
+        if prior not in PRIORS:
+            raise ValueError(f'unknown prior {prior!r}; choose one of {PRIORS}')
         self._check_bounds(bounds)
-        self.bounds = bounds
+        self.bounds, self.prior = bounds, prior
+
+    def draw_noise(self, shape, bounds: Optional[Tuple[Bound, Bound]] = None,
+                   generator: Optional[torch.Generator] = None, device=None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Prior samples, ``shape``: N(0, 1) truncated to ``bounds`` (default: the box given at
+        construction), or untruncated when ``prior='normal'``."""
+        if self.prior == 'normal':
+            return super().draw_noise(shape, None, generator, device, dtype)
+        low, high = self._resolve_bounds(bounds)
+        return truncated_normal(shape, low, high, generator, device, dtype)
+
+    def _resolve_bounds(self, bounds: Optional[Tuple[Bound, Bound]]) -> Tuple[Bound, Bound]:
+        if bounds is None:
+            return self.bounds
+        self._check_bounds(bounds)
+        return bounds
 
     @staticmethod
     def _check_bounds(bounds: Tuple[Bound, Bound]) -> None:
@@ -172,8 +222,5 @@ class ReflectedFlow(RectifiedFlow):
 
     def _step_constraint(self, bounds: Optional[Tuple[Bound, Bound]]
                          ) -> Callable[[torch.Tensor], torch.Tensor]:
-        if bounds is None:
-            bounds = self.bounds
-        else:
-            self._check_bounds(bounds)
+        bounds = self._resolve_bounds(bounds)
         return lambda x: reflect(x, *bounds)

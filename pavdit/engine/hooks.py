@@ -16,17 +16,29 @@ from pavdit.registry import HOOKS
 
 @HOOKS.register_module()
 class FitLatentStatsHook(Hook):
-    """Before training, fit the generator's latent normaliser on the first ``num_batches`` batches.
+    """Before training, fit the generator's latent normaliser on ``num_batches`` batches drawn
+    from a seeded shuffle of the whole training set, then check the fitted reflection box on the
+    next batch of that shuffle (held out from the fit).
+
+    The shuffle matters: dataset files are often sorted by class, and the first batches of an
+    unshuffled loader then hold one class, whose latent range does not cover the others'.
+    A warning names the share of held-out latent elements outside the box when it passes
+    ``max_outside`` (those elements would be folded back by every reflected-flow step).
 
     Skipped when the normaliser is already fitted (a resumed run or loaded weights restore its
     buffers), so resuming never changes the latent scale mid-training. In distributed runs rank 0's
     statistics are broadcast so every rank normalises identically.
+
+    Args:
+        num_batches: batches fitted on (the whole set when it holds fewer).
+        seed: seed of the shuffle.
+        max_outside: share of held-out elements outside the box above which to warn.
     """
 
     priority = 'VERY_HIGH'
 
-    def __init__(self, num_batches: int = 50):
-        self.num_batches = num_batches
+    def __init__(self, num_batches: int = 50, seed: int = 0, max_outside: float = 0.01):
+        self.num_batches, self.seed, self.max_outside = num_batches, seed, max_outside
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
@@ -36,14 +48,24 @@ class FitLatentStatsHook(Hook):
         # close) its InfiniteSampler's index generator.
         train_loader = runner.train_dataloader
         loader = DataLoader(train_loader.dataset, batch_size=train_loader.batch_size,
-                            shuffle=False, collate_fn=train_loader.collate_fn)
-        batches = []
-        for data in itertools.islice(loader, self.num_batches):
-            batches.append(model.latents_of(model.data_preprocessor(data, False)))
+                            shuffle=True, generator=torch.Generator().manual_seed(self.seed),
+                            collate_fn=train_loader.collate_fn)
+        batches = [model.latents_of(model.data_preprocessor(data, False))
+                   for data in itertools.islice(loader, self.num_batches + 1)]
+        held_out = batches.pop() if len(batches) > 1 else None
         model.normalizer.fit(batches)
         for buffer in model.normalizer.buffers():
             dist.broadcast(buffer, src=0)
-        print_log(f'fitted latent statistics on {len(batches)} batches', logger='current')
+        print_log(f'fitted latent statistics on {len(batches)} shuffled batches',
+                  logger='current')
+        if held_out is not None:
+            outside = model.normalizer.outside_share(held_out)
+            if outside > self.max_outside:
+                print_log(f'latent statistics: {100 * outside:.1f}% of a held-out batch lies '
+                          f'outside the fitted reflection box (more than '
+                          f'{100 * self.max_outside:.0f}%); fit on more batches '
+                          f'(FitLatentStatsHook.num_batches) or widen '
+                          f'LatentNormalizer.bound_margin', logger='current', level='WARNING')
 
 
 @HOOKS.register_module()

@@ -56,6 +56,14 @@ class LatentNormalizer(nn.Module):
         return low, high
 
     @torch.no_grad()
+    def outside_share(self, planes: Planes) -> float:
+        """Share of the elements of ``planes`` (unnormalised latents) whose normalised value lies
+        outside the reflection box."""
+        normalised, (low, high) = self.normalize(planes), self.bounds(planes)
+        outside = sum(((z < low[k]) | (z > high[k])).sum().item() for k, z in normalised.items())
+        return outside / sum(z.numel() for z in normalised.values())
+
+    @torch.no_grad()
     def fit(self, batches: Iterable[Planes]) -> None:
         """Set shift/scale to the mean/std (float64) and the box to the normalised min/max."""
         count, total, total_sq, minimum, maximum = {}, {}, {}, {}, {}

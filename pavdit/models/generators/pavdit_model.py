@@ -150,6 +150,24 @@ class PAVDiT(BaseModel):
     def from_canvas(self, canvas: torch.Tensor) -> Dict[str, torch.Tensor]:
         return self.normalizer.denormalize(self.packing.unpack(canvas))
 
+    def canvas_bounds(self, batch_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(low, high) canvases (B, C, F, Hc, Wc): the normaliser's reflection box on the planes,
+        [-3, 3] on the padding (which carries no signal)."""
+        mask = self.packing.mask
+        like = self.packing.unpack(mask.expand(batch_size, self.normalizer.channels,
+                                               *mask.shape[2:]))
+        low, high = self.normalizer.bounds(like)
+        return (self.packing.pack(low) + (1 - mask) * -3.0,
+                self.packing.pack(high) + (1 - mask) * 3.0)
+
+    def prior_noise(self, batch_size: int, generator: Optional[torch.Generator] = None
+                    ) -> torch.Tensor:
+        """(B, C, F, Hc, Wc) samples of the scheduler's prior (a truncated Gaussian inside the
+        reflection box for reflected flow), zero on the padding."""
+        bounds = self.canvas_bounds(batch_size)
+        noise = self.scheduler.draw_noise(bounds[0].shape, bounds, generator, bounds[0].device)
+        return noise * self.packing.mask
+
     # -- conditions --------------------------------------------------------------------------
     def condition_of(self, batch: dict, drop: Optional[torch.Tensor] = None) -> Optional[dict]:
         if self.conditioner is None:
@@ -211,7 +229,7 @@ class PAVDiT(BaseModel):
             condition = self.condition_of(batch)
             return dict(loss_flow=self.scheduler.training_loss(
                 self._denoiser(self.generator), x0, condition=condition,
-                mask=self.packing.mask)['loss'])
+                mask=self.packing.mask, noise=self.prior_noise(len(x0)).to(x0))['loss'])
         if mode == 'predict':
             count = len(batch.get('label', batch.get('text', [])))
             return self.sample(count, labels=batch.get('label'), texts=batch.get('text'))
@@ -255,8 +273,7 @@ class PAVDiT(BaseModel):
             condition = self.condition_of(source)
             null = self.null_condition(num_samples, condition)
         mask = self.packing.mask
-        shape = (num_samples, self.normalizer.channels, *mask.shape[2:])
-        noise = torch.randn(shape, generator=generator, device=device) * mask
+        noise = self.prior_noise(num_samples, generator)
         known = known_mask = None
         if mode != 'joint':
             if known_latents is None:
@@ -268,15 +285,12 @@ class PAVDiT(BaseModel):
             known_mask = self.packing.pack({
                 k: torch.full_like(known_latents[k], float(k.startswith(given)))
                 for k in LATENT_KEYS})
-        low, high = self.normalizer.bounds(self.packing.unpack(noise))
-        bounds = (self.packing.pack(low) + (1 - mask) * -3.0,
-                  self.packing.pack(high) + (1 - mask) * 3.0)
         canvas = self.scheduler.sample(
             self._denoiser(self.ema_generator if use_ema else self.generator), noise,
             condition=condition, null_condition=null,
             guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
             num_steps=num_steps, known=known, known_mask=known_mask, generator=generator,
-            progress=progress, bounds=bounds)
+            progress=progress, bounds=self.canvas_bounds(num_samples))
         latents = self.from_canvas(canvas * mask)
         outputs = [dict(latents={k: v[i] for k, v in latents.items()})
                    for i in range(num_samples)]
