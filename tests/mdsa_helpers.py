@@ -27,3 +27,16 @@ def random_batch(batch=2, frames=8, height=32, width=32, mels=64, frame_width=16
     g = torch.Generator().manual_seed(seed)
     return dict(video=torch.rand(batch, 3, frames, height, width, generator=g) * 2 - 1,
                 audio=torch.rand(batch, 1, frames, mels, frame_width, generator=g) * 2 - 1)
+
+
+def overfit(model, batch: dict, optimizer, iterations: int):
+    """Train ``model`` on one fixed ``batch`` (stage 1, no adversarial term); return its
+    reconstruction (video, audio) of that batch in eval mode."""
+    for _ in range(iterations):
+        losses, _ = model.generator_losses(batch, adversarial=False)
+        optimizer.zero_grad()
+        sum(losses.values()).backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        return model.decode(model.encode(batch['video'], batch['audio']))

@@ -61,15 +61,8 @@ def test_tiny_mdsa_overfits_two_synthetic_clips():
     model = MODELS.build(dict(cfg.model, perceptual_loss=None, disc_start=None))
     dataset = DATASETS.build(dict(cfg.train_dataloader.dataset, num_items=2))
     batch = sounding_video_collate([dataset[0], dataset[1]])
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    for _ in range(100):
-        losses, _ = model.generator_losses(batch, adversarial=False)
-        optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        video, audio = model.decode(model.encode(batch['video'], batch['audio']))
+    from tests.mdsa_helpers import overfit
+    video, audio = overfit(model, batch, torch.optim.Adam(model.parameters(), lr=2e-3), 100)
     video_psnr = psnr((video.clamp(-1, 1) + 1) / 2, (batch['video'] + 1) / 2).mean().item()
     audio_psnr = psnr((audio.clamp(-1, 1) + 1) / 2, (batch['audio'] + 1) / 2).mean().item()
     assert video_psnr > 24.0 and audio_psnr > 23.0, (video_psnr, audio_psnr)

@@ -10,6 +10,7 @@ from pavdit.evaluation.reconstruction import moving_object_recovery
 from pavdit.models.losses import ReconstructionLoss
 from pavdit.registry import MODELS
 from tests.conftest import REPO_ROOT
+from tests.mdsa_helpers import overfit
 
 
 def test_loss_terms_by_hand():
@@ -51,15 +52,8 @@ def _overfit(reconstruction_loss: dict, iterations: int) -> float:
     mask = torch.from_numpy(render_clip('bouncing ball', dataset.item_seed(0), 16, 32,
                                         32)['object_mask'])
     batch = dict(video=item['video'][None], audio=item['audio'][None])
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.5, 0.9))
-    for _ in range(iterations):
-        losses, _ = model.generator_losses(batch, adversarial=False)
-        optimizer.zero_grad()
-        sum(losses.values()).backward()
-        optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        video, _ = model.decode(model.encode(batch['video'], batch['audio']))
+    video, _ = overfit(model, batch, torch.optim.Adam(model.parameters(), lr=1e-3,
+                                                      betas=(0.5, 0.9)), iterations)
     return moving_object_recovery(video[0], batch['video'][0], mask)
 
 
