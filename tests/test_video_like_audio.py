@@ -77,8 +77,16 @@ def test_round_trip_quality_of_tone_chirp_click():
     spectral_convergence = ((target - got).norm() / target.norm()).item()
     assert log_mel_l1 < 0.05, log_mel_l1
     assert spectral_convergence < 0.15, spectral_convergence
-    # The click survives inversion at the right place (within one mel column).
-    assert abs(int(waveform[0].abs().argmax()) - int(0.5 * SR)) <= transform.hop
+    # The click survives inversion at the right place. Griffin-Lim guarantees magnitudes, not phase,
+    # so the waveform's peak sample may land anywhere (it did, differently on different CPUs); the
+    # guaranteed trace is the broadband column: in the upper half of the mel bands, where neither
+    # tone nor chirp dwells, the click's column is the loudest by a wide margin (measured 0.24 in
+    # unit range, with 1 and 2 threads).
+    upper = again[0, :, again.shape[2] // 2:].mean(dim=1).reshape(-1)  # (T*Wa,) column loudness
+    click = int(0.5 * SR) // transform.hop
+    assert abs(int(upper.argmax()) - click) <= 1
+    elsewhere = torch.cat([upper[:click - 3], upper[click + 4:]])
+    assert upper[click - 1:click + 2].max() - elsewhere.max() > 0.1
 
 
 def test_nnls_refinement_improves_on_plain_inverse_mel_scale():
