@@ -15,7 +15,7 @@
 Two recipes (README: what each costs). The default is the fast one: 16 clips, MDSA 300 iterations
 (stage 2 from 200), generator 600 iterations, 8 samples measured; it shows that every stage runs,
 not that the model learns. ``--quality`` trains until samples are recognisable: 12 clips (two per
-class), MDSA 1000 iterations with reconstruction only, generator 3000 iterations, a synthetic-set
+class), MDSA 1000 iterations with reconstruction only, generator 5000 iterations, a synthetic-set
 classifier trained by tools/train_synthetic_classifier.py (unless ``--classifier`` gives one),
 24 samples judged.
 """
@@ -52,7 +52,7 @@ class Recipe:
 FAST = Recipe(osp.join(ROOT, 'configs/mdsa/mdsa_synthetic_tiny.py'), generator_iters=600,
               reconstructions=2, samples=4, judged=8, train_classifier=False)
 QUALITY = Recipe(osp.join(ROOT, 'configs/mdsa/mdsa_synthetic_tiny_quality.py'),
-                 generator_iters=3000, reconstructions=6, samples=6, judged=24,
+                 generator_iters=5000, reconstructions=6, samples=6, judged=24,
                  train_classifier=True)
 
 

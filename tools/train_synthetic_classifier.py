@@ -1,7 +1,7 @@
 """Train the synthetic-set classifier that scores generated clips (class and event frames).
 
     python tools/train_synthetic_classifier.py [--resolution 32] [--num-frames 16]
-        [--train-items 480] [--val-items 120] [--iters 150] [--seed 0]
+        [--train-items 480] [--val-items 120] [--iters 300] [--seed 0]
         [--out work_dirs/synthetic_classifier/classifier.pth]
 
 Renders real synthetic clips (``SyntheticSoundingVideo``, whose class and event frames are exact),
@@ -35,7 +35,7 @@ def parse_args(argv=None):
     parser.add_argument('--num-frames', type=int, default=16)
     parser.add_argument('--train-items', type=int, default=480)
     parser.add_argument('--val-items', type=int, default=120)
-    parser.add_argument('--iters', type=int, default=150)
+    parser.add_argument('--iters', type=int, default=300)
     parser.add_argument('--batch-size', type=int, default=16)
     parser.add_argument('--lr', type=float, default=2e-3)
     parser.add_argument('--seed', type=int, default=0)
