@@ -15,7 +15,7 @@
 Two recipes (README: what each costs). The default is the fast one: 16 clips, MDSA 300 iterations
 (stage 2 from 200), generator 600 iterations, 8 samples measured; it shows that every stage runs,
 not that the model learns. ``--quality`` trains until samples are recognisable: 12 clips (two per
-class), MDSA 1000 iterations with reconstruction only, generator 5000 iterations, a synthetic-set
+class), MDSA 3000 iterations with reconstruction only, generator 5000 iterations, a synthetic-set
 classifier trained by tools/train_synthetic_classifier.py (unless ``--classifier`` gives one),
 24 samples judged.
 """
