@@ -161,13 +161,18 @@ def test_every_kind_of_bad_file_is_skipped_and_named(tmp_path):
             out.mux(stream.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8),
                                                              format='rgb24')))
         out.mux(stream.encode())
+    (bad_dir / 'folder.mp4').mkdir()
     ds = _dataset(tmp_path, test_mode=True)
     assert set(ds.bad_files) == {str(bad_dir / n) for n in
                                  ['zero.mp4', 'notavideo.mp4', 'short.mp4', 'noaudio.mp4',
-                                  'truncated.mp4']}
-    # A silent file passes probing; reading it marks it bad and another (good) item is returned.
-    for i in range(len(ds)):
-        assert ds[i]['meta']['path'] == str(good)
+                                  'truncated.mp4', 'folder.mp4']}
+    # A silent file passes probing; reading it marks it bad. Test mode drops it (None).
+    items = {ds.items[i]['path'].split('/')[-1]: ds[i] for i in range(len(ds))}
+    assert items['silent.mp4'] is None and items['good.mp4']['meta']['path'] == str(good)
+    # Training returns another (good) item instead.
+    train = _dataset(tmp_path)
+    for i in range(len(train)):
+        assert train[i]['meta']['path'] == str(good)
     reasons = {path.split('/')[-1]: reason for path, reason in ds.bad_files.items()}
     assert reasons['zero.mp4'] == 'file is empty (0 bytes)'
     assert reasons['noaudio.mp4'] == 'no audio stream'
@@ -175,6 +180,7 @@ def test_every_kind_of_bad_file_is_skipped_and_named(tmp_path):
     assert reasons['silent.mp4'].startswith('audio is silent')
     assert 'not a readable media file' in reasons['notavideo.mp4']
     assert reasons['truncated.mp4'].startswith('truncated')
+    assert reasons['folder.mp4'] == 'is a directory, not a file'
 
 
 def test_all_bad_is_a_clear_error(tmp_path):
@@ -203,3 +209,85 @@ def test_preprocessor_casts_signals_only(landscape_root):
     assert batch['video'].dtype == batch['audio'].dtype == torch.bfloat16
     assert batch['label'].dtype == torch.long and batch['text'] == [ds[0]['text'], ds[1]['text']]
     torch.testing.assert_close(batch['video'][1].float(), ds[1]['video'], atol=1e-2, rtol=1e-2)
+
+
+@pytest.fixture(scope='module')
+def root_with_a_bad_file(tmp_path_factory):
+    """Three good files and one that probes fine but fails when read (silent audio), named so
+    that the bad one is alone in the last batch of 3."""
+    root = tmp_path_factory.mktemp('one_bad')
+    for i, name in enumerate(['a', 'b', 'c']):
+        _write(root / 'test' / f'{name}.mp4', seconds=1.7, seed=i)
+    _write(root / 'test' / 'd_silent.mp4', seconds=1.7, silent=True)
+    return root
+
+
+def test_test_mode_drops_a_bad_file_and_never_duplicates_a_clip(root_with_a_bad_file):
+    root = root_with_a_bad_file
+    ds = _dataset(root, split='test', test_mode=True)
+    assert len(ds) == 4 and not ds.bad_files  # the silent file probes fine
+    items = [ds[i] for i in range(len(ds))]
+    assert items[3] is None and all(item is not None for item in items[:3])
+    assert [item['meta']['path'] for item in items[:3]] == [
+        str(root / 'test' / f'{name}.mp4') for name in 'abc']
+    assert list(ds.bad_files) == [str(root / 'test' / 'd_silent.mp4')]
+    assert next(iter(ds.bad_files.values())).startswith('audio is silent')
+    assert ds[3] is None  # known bad now: dropped again, not read again
+    with pytest.raises(IndexError):
+        ds[4]
+    # Through a DataLoader: every good clip once; the batch of only the bad file is empty.
+    loader = DataLoader(ds, batch_size=3, collate_fn=sounding_video_collate)
+    batches = list(loader)
+    assert len(batches) == 2 and batches[1] == {}
+    paths = [meta['path'] for batch in batches if batch for meta in batch['meta']]
+    assert sorted(paths) == [str(root / 'test' / f'{name}.mp4') for name in 'abc']
+    assert batches[0]['video'].shape[0] == 3
+    # A batch of 2 around the bad file: [c, None] -> c alone.
+    pairs = list(DataLoader(ds, batch_size=2, collate_fn=sounding_video_collate))
+    assert [len(batch['meta']) for batch in pairs] == [2, 1]
+
+
+def test_an_all_dropped_batch_gives_no_predictions(root_with_a_bad_file):
+    from tests.mdsa_helpers import build_small
+    model = build_small('mdsa_synthetic_tiny')
+    assert model.val_step({}) == [] and model.test_step([None, None]) == []
+    assert sounding_video_collate([None, None]) == {}
+    with pytest.raises(ValueError, match='empty'):
+        sounding_video_collate([])  # no items at all is still a caller's mistake
+
+
+def test_training_mode_keeps_returning_the_next_usable_item(root_with_a_bad_file):
+    ds = _dataset(root_with_a_bad_file, split='test')
+    assert ds[3]['meta']['path'] == str(root_with_a_bad_file / 'test' / 'a.mp4')  # wraps around
+    assert list(ds.bad_files) == [str(root_with_a_bad_file / 'test' / 'd_silent.mp4')]
+
+
+def test_stereo_sources_are_averaged_to_mono(tmp_path):
+    """The dataset passes ``downmix`` to read_clip: a loud stereo file (L = R = 0.8 sine) gives a
+    waveform at the sine's level, not 3 dB above it."""
+    import av
+    path = tmp_path / 'test' / 'stereo.mp4'
+    path.parent.mkdir(parents=True)
+    tone = 0.8 * np.sin(2 * np.pi * 440 * np.arange(2 * SR) / SR).astype(np.float32)
+    with av.open(str(path), 'w', format='mp4') as out:
+        video = out.add_stream('libx264', rate=FPS)
+        video.width = video.height = 32
+        video.pix_fmt = 'yuv420p'
+        audio = out.add_stream('aac', rate=SR)
+        audio.layout = 'stereo'
+        for _ in range(2 * FPS):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8),
+                                                            format='rgb24')))
+        out.mux(video.encode())
+        pcm = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format='fltp', layout='stereo')
+        pcm.sample_rate, pcm.pts = SR, 0
+        out.mux(audio.encode(pcm))
+        out.mux(audio.encode())
+    rms = {}
+    for downmix in ['mean', 'ffmpeg']:
+        wave = _dataset(tmp_path, split='test', test_mode=True, downmix=downmix)[0]['waveform']
+        rms[downmix] = wave[0, SR // 10:-SR // 10].square().mean().sqrt().item()
+    assert rms['mean'] == pytest.approx(0.8 / np.sqrt(2), rel=0.02)
+    assert rms['ffmpeg'] > 1.3 * rms['mean']
+    with pytest.raises(ValueError, match='downmix'):
+        _dataset(tmp_path, split='test', downmix='left')

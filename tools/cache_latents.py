@@ -87,6 +87,10 @@ def main(argv=None) -> None:
         shard = dict(latents={}, label=[], text=[], meta=[])
         for first in range(0, len(rows), args.batch_size):
             items = [dataset[i] for i in rows[first:first + args.batch_size]]
+            progress.update(len(items))
+            items = [item for item in items if item is not None]  # bad files, dropped
+            if not items:
+                continue
             batch = model.data_preprocessor(sounding_video_collate(items))
             with torch.no_grad():
                 latents = model.encode(batch['video'], batch['audio'])
@@ -95,17 +99,18 @@ def main(argv=None) -> None:
             shard['label'] += [item['label'] for item in items]
             shard['text'] += [item['text'] for item in items]
             shard['meta'] += [item['meta'] for item in items]
-            progress.update(len(items))
         shard['latents'] = {k: torch.cat(v) for k, v in shard['latents'].items()}
-        shard['label'] = torch.tensor(shard['label'])
+        shard['label'] = torch.tensor(shard['label'], dtype=torch.long)
         name = f'shard_{len(index["shards"]):05d}.pt'
         save_atomically(shard, osp.join(args.out, name))
-        index['shards'].append(dict(file=name, size=len(rows)))
+        index['shards'].append(dict(file=name, size=len(shard['label'])))
         save_atomically_json(index, index_file)
     index['complete'] = True
     save_atomically_json(index, index_file)
     progress.close()
-    print(f'cached {len(dataset)} clips in {len(index["shards"])} shards under {args.out}')
+    cached = sum(shard['size'] for shard in index['shards'])
+    print(f'cached {cached} clips in {len(index["shards"])} shards under {args.out}'
+          + (f' ({len(dataset) - cached} dropped as bad files)' if cached < len(dataset) else ''))
 
 
 if __name__ == '__main__':

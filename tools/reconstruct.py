@@ -43,7 +43,10 @@ def main(argv=None) -> None:
     dataset = DATASETS.build(cfg[f'{args.split}_dataloader'].dataset)
     metric = ReconstructionMetric()
     for index in tqdm(range(min(args.num, len(dataset))), desc='reconstructing', unit='clip'):
-        batch = model.data_preprocessor(sounding_video_collate([dataset[index]]))
+        item = dataset[index]
+        if item is None:  # a test-mode dataset drops a bad file (warned about)
+            continue
+        batch = model.data_preprocessor(sounding_video_collate([item]))
         with torch.no_grad():
             output = model(**batch, mode='predict')[0]
         metric.process(None, [output])
@@ -59,7 +62,7 @@ def main(argv=None) -> None:
     metrics = metric.compute_metrics(metric.results)
     with open(osp.join(out, 'metrics.json'), 'w') as f:
         json.dump(metrics, f, indent=1)
-    print(f'wrote {min(args.num, len(dataset))} reconstructions to {out}: '
+    print(f'wrote {len(metric.results)} reconstructions to {out}: '
           + ', '.join(f'{k} {v:.3f}' for k, v in metrics.items()))
 
 

@@ -87,6 +87,9 @@ def reconstructed_batches(model, cfg, args, audio_transform):
     count = min(args.num_samples, len(dataset))
     for start in range(0, count, args.batch_size):
         items = [dataset[i] for i in range(start, min(start + args.batch_size, count))]
+        items = [item for item in items if item is not None]  # test mode: bad files dropped
+        if not items:
+            continue
         batch = model.data_preprocessor(sounding_video_collate(items))
         with torch.no_grad():
             outputs = model(**batch, mode='predict')

@@ -17,12 +17,21 @@ def sounding_video_collate(items: Sequence[dict]) -> dict:
     """List of B items -> dict: tensors stacked to (B, ...), ints to a (B,) long tensor, dicts of
     tensors (cached ``latents``) stacked per key, the rest (``text``, ``meta``) as lists of B.
 
+    None items are dropped: a test-mode ``SoundingVideoDataset`` returns None for a file found bad
+    when read, so that evaluation never counts a clip twice. The batch then holds the other items;
+    when every item was None it is ``{}`` (models' val/test steps return no outputs for it).
+
     Raises:
-        TypeError: ``items`` is not a list of dicts, or a key holds a tensor in one item and
-            something else in another.
+        TypeError: ``items`` is not a list of dicts (or Nones), or a key holds a tensor in one
+            item and something else in another.
         ValueError: no items, items with different keys, or tensors of different shapes under
             one key (the message names the key and the two items).
     """
+    if isinstance(items, Sequence) and not isinstance(items, (str, bytes)) and items and any(
+            item is None for item in items):
+        items = [item for item in items if item is not None]
+        if not items:
+            return {}
     _check_items(items)
     batch = {}
     for key in items[0]:

@@ -12,7 +12,10 @@ whatever its length), then a clip start inside it: random in training, seeded by
 
 Bad files (empty, corrupt or truncated, not a video, no audio stream, silent audio, too short for
 one clip) are skipped with one warning naming the file and the reason, and counted in
-``bad_files``; if no usable file remains, construction fails with the reasons.
+``bad_files``; if no usable file remains, construction fails with the reasons. Most are found when
+probing, at construction; a file that probes fine but fails when read (silent, undecodable) is
+found in ``__getitem__``: training returns the next usable item instead, test mode returns None
+(the item is dropped, never replaced by a duplicate; see :class:`SoundingVideoDataset`).
 """
 import csv
 import json
@@ -28,7 +31,7 @@ from torch.utils.data import Dataset
 
 from pavdit.data.frame_transforms import RESIZE_MODES, hflip
 from pavdit.data.labels import class_names_from, load_class_map
-from pavdit.data.media import MediaError, MediaInfo, read_clip
+from pavdit.data.media import DOWNMIXES, MediaError, MediaInfo, read_clip
 from pavdit.data.probe_cache import probe_all
 from pavdit.registry import DATASETS, TRANSFORMS
 
@@ -58,11 +61,23 @@ class SoundingVideoDataset(Dataset):
         metadata_cache: JSON file caching probed metadata (default ``<data_root>/.pavdit_probe.json``;
             None disables caching).
         silence_threshold: a file whose audio never exceeds this amplitude counts as silent.
-        max_retries: how many other items to try when an item's file turns out bad.
+        max_retries: training only: how many other items to try when an item's file turns out
+            bad.
+        downmix: how multi-channel audio becomes mono (see :func:`read_clip`): 'mean' (default)
+            or 'ffmpeg'.
 
     Item: ``video`` (3, T, H, W) in [-1, 1]; ``audio`` (1, T, n_mels, Wa) in [-1, 1];
     ``waveform`` (1, T * sample_rate / fps) in [-1, 1]; ``label`` int (-1 if none); ``text`` str;
     ``meta`` dict(path, clip_start, fps, sample_rate, index).
+
+    A file that probes fine but fails when read (``MediaError``: silent or undecodable audio,
+    corrupt frames) is warned about once and added to ``bad_files``. Then:
+
+    - training: the next usable item is returned instead, so one bad file never stops a run;
+    - ``test_mode``: the item is **None**. Evaluation sets must hold each clip once: returning a
+      neighbour would count that clip twice (FVD real sets, test metrics). Direct callers skip
+      None items; :func:`~pavdit.data.collate.sounding_video_collate` drops them, so a DataLoader
+      batch can be smaller than ``batch_size``, or empty (``{}``) when every item was dropped.
     """
 
     def __init__(self, data_root: str, split: str = 'train', manifest: Optional[str] = None,
@@ -72,7 +87,7 @@ class SoundingVideoDataset(Dataset):
                  flip_prob: float = 0.0, test_mode: bool = False, seed: int = 0,
                  audio: Union[dict, nn.Module] = dict(type='VideoLikeAudio'),
                  metadata_cache: Optional[str] = 'auto', silence_threshold: float = 1e-4,
-                 max_retries: int = 20):
+                 max_retries: int = 20, downmix: str = 'mean'):
         if resize_mode not in RESIZE_MODES:
             raise ValueError(f'resize_mode must be one of {sorted(RESIZE_MODES)}, '
                              f'got {resize_mode!r}')
@@ -87,6 +102,9 @@ class SoundingVideoDataset(Dataset):
         self.resize = RESIZE_MODES[resize_mode]
         self.flip_prob = 0.0 if test_mode else flip_prob
         self.silence_threshold, self.max_retries = silence_threshold, max_retries
+        if downmix not in DOWNMIXES:
+            raise ValueError(f'downmix must be one of {DOWNMIXES}, got {downmix!r}')
+        self.downmix = downmix
         self.audio = audio if isinstance(audio, nn.Module) else TRANSFORMS.build(
             audio, default_args=dict(sample_rate=sample_rate, fps=fps))
         if metadata_cache == 'auto':
@@ -185,7 +203,21 @@ class SoundingVideoDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, index: int) -> Optional[dict]:
+        """The item at ``index``; in test mode None when its file turns out bad (see the class
+        docstring), in training the next usable item instead."""
+        if self.test_mode:
+            if not -len(self.items) <= index < len(self.items):
+                raise IndexError(f'index {index} out of range for {len(self.items)} items')
+            index %= len(self.items)
+            item = self.items[index]
+            if item['path'] in self.bad_files:
+                return None
+            try:
+                return self._load(item, index)
+            except MediaError as err:
+                self._mark_bad(item['path'], str(err).split(': ', 1)[-1])
+                return None
         # A file can pass probing and still fail to decode (truncated, silent): skip it and use
         # the next item, so one bad file never stops a training run.
         for attempt in range(self.max_retries + 1):
@@ -214,7 +246,8 @@ class SoundingVideoDataset(Dataset):
         start = self.clip_start(info, index)
         frames, waveform = read_clip(item['path'], start, self.num_frames, self.fps,
                                      self.sample_rate, info=info,
-                                     silence_threshold=self.silence_threshold)
+                                     silence_threshold=self.silence_threshold,
+                                     downmix=self.downmix)
         frames = self.resize(frames, self.resolution)
         if self.flip_prob and torch.rand(()).item() < self.flip_prob:
             frames = hflip(frames)

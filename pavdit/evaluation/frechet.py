@@ -31,7 +31,9 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
                      ) -> float:
     """Frechet distance between N(mu1, sigma1) and N(mu2, sigma2): mu (D,), sigma (D, D).
 
-    ``|mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr sqrt(S1 S2)``, in float64.
+    ``|mu1 - mu2|^2 + Tr(S1) + Tr(S2) - 2 Tr sqrt(S1 S2)``, in float64, clamped at 0: the
+    distance is never negative, but rounding of the traces leaves e.g. -1e-13 for identical
+    statistics.
     """
     mu1, sigma1, mu2, sigma2 = (_float64(a) for a in (mu1, sigma1, mu2, sigma2))
     dim = mu1.shape[0]
@@ -44,7 +46,8 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     middle_values, _ = _psd_eigenvalues(sqrt_sigma1 @ sigma2 @ sqrt_sigma1)
     trace_sqrt_product = np.sqrt(middle_values).sum()
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product)
+    distance = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product
+    return max(0.0, float(distance))
 
 
 def feature_statistics(features: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:

@@ -59,6 +59,8 @@ class _DetectorMetric(BaseMetric):
         return self.detector(signal.float().reshape(len(signal), -1), sample_rate).double().numpy()
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        if not data_samples:  # a batch whose items were all dropped (bad files, test mode)
+            return
         key = 'video' if self.modality == 'video' else 'waveform'
         signals = torch.stack([torch.as_tensor(s[key]).cpu() for s in data_samples])
         sample_rate = int(data_samples[0].get('sample_rate', 16000))
@@ -92,10 +94,19 @@ class _DetectorMetric(BaseMetric):
         features = []
         for start in tqdm(range(0, count, self.batch_size), desc='real features', unit='batch'):
             items = [dataset[i] for i in range(start, min(start + self.batch_size, count))]
+            items = [item for item in items if item is not None]  # bad files, dropped
+            if not items:
+                continue
             signals = torch.stack([item[key] for item in items])
             sample_rate = items[0]['meta'].get('sample_rate', 16000)
             features.append(self.features(signals, sample_rate))
+        if not features:
+            raise RuntimeError(f'{type(self).__name__}: every real clip was dropped as a bad '
+                               f'file; see the warnings above')
         features = np.concatenate(features)
+        if len(features) < count:
+            print_log(f'{type(self).__name__}: {count - len(features)} of {count} real clips '
+                      f'were dropped as bad files', logger='current', level=30)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f'.tmp-{os.getpid()}-{path.name}')
         np.savez(tmp, features=features)
@@ -145,6 +156,8 @@ class ReconstructionFVDMetric(_DetectorMetric):
     default_prefix = 'rfvd'
 
     def process(self, data_batch, data_samples: Sequence[dict]) -> None:
+        if not data_samples:  # a batch whose items were all dropped (bad files, test mode)
+            return
         real = torch.stack([torch.as_tensor(s['gt_video']).cpu() for s in data_samples])
         fake = torch.stack([torch.as_tensor(s['video']).cpu().clamp(-1, 1) for s in data_samples])
         self.results.extend(zip(self.features(real, 0), self.features(fake, 0)))

@@ -44,25 +44,42 @@ def gray_frames(frames) -> np.ndarray:
     return np.stack([cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in rgb])
 
 
-def _flow_magnitude(prev: np.ndarray, curr: np.ndarray) -> float:
+def _flow_magnitude(prev: np.ndarray, curr: np.ndarray) -> np.ndarray:
+    """(H, W) optical-flow magnitude (pixels) from ``prev`` to ``curr``, both uint8 (H, W)."""
     # AV-Align's Farneback settings: pyramid scale 0.5, 3 levels, 15 px window, 3 iterations,
     # polynomial neighbourhood 5 with sigma 1.2.
     flow = cv2.calcOpticalFlowFarneback(prev, curr, None, 0.5, 3, 15, 3, 5, 1.2, 0)
-    return float(np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2).mean())
+    return np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2)
 
 
-def motion_energy(frames) -> np.ndarray:
-    """(T,) mean optical-flow magnitude (pixels) of the motion *into* each frame.
+def _recent(gray: np.ndarray, t: int, radius: int) -> np.ndarray:
+    """Per-pixel median of frames t-radius..t-1: what the scene has recently looked like."""
+    return np.median(gray[max(0, t - radius):t], 0).astype(gray.dtype)
 
-    Frame t > 0 gets the flow from frame t-1 to t; frame 0, which has no predecessor, repeats the
-    flow from 0 to 1 (AV-Align's convention, so that peak positions match the original metric).
-    A single frame gives [0].
+
+def motion_energy(frames, radius: int = 5) -> np.ndarray:
+    """(T,) mean optical-flow magnitude (pixels) of the *new* motion into each frame.
+
+    Per pixel, the smaller of the flow from frame t-1 to t and the flow from the recent past (the
+    per-pixel median of frames t-radius..t-1) to t. The plain flow into frame t (AV-Align's
+    signal) peaks twice for a one-frame transient: into it and out of it, often higher out of
+    it, which puts the flow peak one frame *after* a flash and makes AV-Align asymmetric in the
+    audio shift. The flow back to the recent past is not new motion and counts 0 here, so a
+    transient peaks on its own frame; steady motion, which does not return, is unchanged.
+    Frame 0, which has no predecessor, repeats frame 1's value (AV-Align's convention). A single
+    frame gives [0].
     """
     gray = gray_frames(frames)
     if len(gray) < 2:
         return np.zeros(len(gray))
-    flows = [_flow_magnitude(a, b) for a, b in zip(gray[:-1], gray[1:])]
-    return np.array([flows[0], *flows])
+    energy = [0.0]
+    for t in range(1, len(gray)):
+        flow = _flow_magnitude(gray[t - 1], gray[t])
+        if t >= 2:  # with one frame of past, the recent past is frame t-1 itself
+            flow = np.minimum(flow, _flow_magnitude(_recent(gray, t, radius), gray[t]))
+        energy.append(float(flow.mean()))
+    energy[0] = energy[1]
+    return np.array(energy)
 
 
 @functools.lru_cache(maxsize=8)
@@ -111,19 +128,37 @@ def onset_strength(waveform, sample_rate: int, fps: float, n_fft: int = 512, n_m
     return strength
 
 
-def visual_onset(frames, radius: int = 3) -> np.ndarray:
-    """(T,) how far each frame departs from its temporal neighbourhood (grayscale, in [0, 1]).
+def visual_onset(frames, radius: int = 5) -> np.ndarray:
+    """(T,) how much new, lasting change each frame shows (grayscale; 0 is none).
 
-    The mean absolute difference between frame t and the per-pixel median of frames
-    t-radius..t+radius (cut at the clip's ends). A transient change (a flash, an impact, something
-    appearing) raises only the frame where it shows; the frame-to-frame difference and the optical
-    flow also peak on the frame after it, when the scene returns to normal, which makes them
-    ambiguous by one frame and unfit to estimate an offset in frames. Steady motion raises every
-    frame alike and so adds no peaks.
+    Visual causes of sound are abrupt changes: a flash, something that appears, jumps or lands.
+    Two per-frame quantities find them:
+
+    - *new change* ``m[t]``: per pixel, the smaller of |frame t - frame t-1| and |frame t - the
+      per-pixel median of frames t-radius..t-1|, averaged over pixels. A change that returns to
+      the recent past (the frame after a flash, the background behind a moving object) counts 0,
+      so a one-frame flash marks its own frame only, and a step (an object that appears and
+      stays) marks the frame where it happens;
+    - *halt* ``max(0, m[t] - m[t+1])``: how much of that change stops after frame t. A falling
+      object changes most frames a little more each time, and the frame where it lands is the
+      last one that changes; steady motion changes every frame alike and halts nowhere.
+
+    ``visual_onset[t] = m[t] + 2 * halt[t]``: the halt counts twice because the end of a fall is
+    the surest sign of its impact (an accelerating object can change a frame before landing as
+    much as on landing). Frames 0 and 1 score 0: telling a new change from a return needs two
+    frames of past (with one, both references are the same frame and sensor noise alone would
+    make frame 1 a peak). The last frame, with nothing after it, gets no halt term. ``radius`` 5 and the weight 2 were chosen on the real-recording
+    validation set (:mod:`pavdit.evaluation.sync_validation`, seeds 0-7; docs/evaluation.md
+    reports them on other seeds too): a radius of 3 misses a flash that follows another two
+    frames later, whose recent past is then mostly flash.
     """
     gray = gray_frames(frames).astype(np.float64) / 255
-    return np.array([np.abs(gray[t] - np.median(gray[max(0, t - radius):t + radius + 1], 0)).mean()
-                     for t in range(len(gray))])
+    change = np.zeros(len(gray))
+    for t in range(2, len(gray)):
+        change[t] = np.minimum(np.abs(gray[t] - gray[t - 1]),
+                               np.abs(gray[t] - _recent(gray, t, radius))).mean()
+    halt = np.maximum(change - np.append(change[1:], change[-1:]), 0)
+    return change + 2 * halt
 
 
 def detect_peaks(signal, radius: int = 1, k: float = 0.5) -> list[int]:
@@ -200,21 +235,26 @@ def estimate_offset(frames, waveform, fps: float, sample_rate: int, max_lag: int
     :func:`onset_strength`. POSITIVE means the audio is LATE (a sound heard ``lag`` frames after
     the frame that shows its cause); 0 means in sync.
 
-    The score of lag L is the Pearson correlation of visual[t] with audio[t + L] over the frames
-    where both exist, for L in -max_lag..max_lag (limited to leave 2 overlapping frames). Equal
-    best scores go to the smallest |L|; a clip without any correlation defined gives 0.
+    The score of lag L is the normalised cross-correlation sum_t v[t] a[t + L] / (|v| |a|) of the
+    two signals with their means removed, the norms taken over the *whole* clip, for L in
+    -max_lag..max_lag (limited to leave 2 overlapping frames). Normalising over the overlapping
+    frames only (a Pearson correlation per lag) would rate a large lag whose few overlapping
+    frames hold one matched event above the true lag with all of them. Equal best scores go to
+    the smallest |L|; a clip with a constant signal gives 0.
     """
     visual, audio = _signals(frames, waveform, fps, sample_rate, visual_onset)
+    visual, audio = visual - visual.mean(), audio - audio.mean()
+    norm = np.linalg.norm(visual) * np.linalg.norm(audio)
     num_frames = len(visual)
     best_lag, best_score = 0, -np.inf
+    if norm == 0:
+        return best_lag
     max_lag = min(max_lag, num_frames - 2)
     for lag in sorted(range(-max_lag, max_lag + 1), key=abs):
-        v = visual[max(0, -lag):num_frames - max(0, lag)]
-        a = audio[max(0, lag):num_frames - max(0, -lag)]
-        if v.std() > 0 and a.std() > 0:
-            score = np.corrcoef(v, a)[0, 1]
-            if score > best_score:  # strict: a tie keeps the smaller |lag| seen first
-                best_lag, best_score = lag, score
+        score = visual[max(0, -lag):num_frames - max(0, lag)] @ audio[max(0, lag):
+                                                                        num_frames - max(0, -lag)]
+        if score > best_score:  # strict: a tie keeps the smaller |lag| seen first
+            best_lag, best_score = lag, score
     return best_lag
 
 

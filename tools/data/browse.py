@@ -51,15 +51,19 @@ def main(argv=None) -> None:
         dataset = SoundingVideoDataset(args.data_root, split=args.split, test_mode=True,
                                        resolution=args.resolution)
         events = recorded_events(args.data_root, args.split)
+    written = 0
     for index in tqdm(range(min(args.num, len(dataset))), desc='previews', unit='item'):
         item = dataset[index]
+        if item is None:  # a bad file, dropped in test mode (warned about)
+            continue
         meta = item['meta']
         shift = round(meta['clip_start'] * meta['fps'])
         frames = meta.get('event_frames', [e - shift for e in events.get(meta['path'], [])])
         save_preview_png(item['video'], item['audio'], osp.join(args.out, f'{index:04d}.png'),
                          title=f'{osp.basename(meta["path"])}: "{item["text"]}"',
                          event_frames=[f for f in frames if 0 <= f < item['video'].shape[1]])
-    print(f'wrote {min(args.num, len(dataset))} previews to {args.out}')
+        written += 1
+    print(f'wrote {written} previews to {args.out}')
 
 
 if __name__ == '__main__':

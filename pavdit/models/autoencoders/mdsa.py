@@ -277,6 +277,15 @@ class MDSA(BaseModel):
             log_vars.update(d_log_vars)
         return log_vars
 
+    def val_step(self, data: Union[dict, list]) -> list:
+        """mmengine's val_step; a batch whose items a test-mode dataset all dropped (bad files;
+        ``sounding_video_collate`` gives ``{}``) has no predictions."""
+        return [] if _dropped_batch(data) else super().val_step(data)
+
+    def test_step(self, data: Union[dict, list]) -> list:
+        """mmengine's test_step; no predictions for an all-dropped batch (see :meth:`val_step`)."""
+        return [] if _dropped_batch(data) else super().test_step(data)
+
     def _keep_perceptual_weights(self, state_dict, prefix, *args):
         """Loading a checkpoint (saved without the VGG) keeps the VGG this model was built with."""
         if self.perceptual_loss is not None:
@@ -292,6 +301,13 @@ class MDSA(BaseModel):
         if self.discriminators is not None:
             groups['discriminator'] = list(self.discriminators.parameters())
         return groups
+
+
+def _dropped_batch(data) -> bool:
+    """Whether ``data`` is a batch with no items left: ``{}``, or a list of only Nones."""
+    if isinstance(data, Mapping):
+        return not data
+    return isinstance(data, (list, tuple)) and bool(data) and all(x is None for x in data)
 
 
 def _parameter_dtype(module: nn.Module) -> torch.dtype:
