@@ -75,9 +75,15 @@ def test_sample_tool_writes_mp4_with_sound_and_png(pipeline, tmp_path):
     run_tool('tools/sample.py', 'configs/pavdit/pavdit_synthetic_tiny.py',
              str(pipeline['generator']), '--prompt', 'a video of thunder', '--num-samples', '2',
              '--steps', '4', '--out', str(out))
+    # Video-to-audio from one of those files: its video is kept, its sound generated.
+    run_tool('tools/sample.py', 'configs/pavdit/pavdit_synthetic_tiny.py',
+             str(pipeline['generator']), '--prompt', 'a video of thunder', '--num-samples', '1',
+             '--steps', '4', '--mode', 'video_to_audio', '--source', str(out / 'sample_0000.mp4'),
+             '--out', str(out / 'v2a'))
     videos = sorted(out.glob('*.mp4'))
     assert len(videos) == 2 and len(list(out.glob('*.png'))) == 2
-    for path in videos:
+    assert json.loads((out / 'v2a' / 'samples.json').read_text())[0]['mode'] == 'video_to_audio'
+    for path in [*videos, out / 'v2a' / 'sample_0000.mp4']:
         with av.open(str(path)) as container:
             (video,), (audio,) = container.streams.video, container.streams.audio
             assert video.frames == 16

@@ -157,6 +157,26 @@ def test_sampling_modes_and_known_planes():
         model.sample(1)
 
 
+def test_encode_known_never_sees_the_hidden_modality():
+    model = _small_pavdit().eval()
+    assert model.autoencoder.cross_modal_attention is not None  # the path a leak would take
+    batch, other = _batch(), random_batch(2, 4, 16, 16, 16, 8, seed=7)
+    for mode, given, hidden in (('audio_to_video', 'audio', 'video'),
+                                ('video_to_audio', 'video', 'audio')):
+        swapped = dict(batch, **{hidden: other[hidden]})  # same known input, another hidden one
+        honest = model.encode_known(batch['video'], batch['audio'], mode)
+        honest_swapped = model.encode_known(swapped['video'], swapped['audio'], mode)
+        leaky = model.autoencoder.encode(batch['video'], batch['audio'])
+        leaky_swapped = model.autoencoder.encode(swapped['video'], swapped['audio'])
+        for key in honest:
+            if key.startswith(given):
+                torch.testing.assert_close(honest[key], honest_swapped[key], atol=0, rtol=0)
+                # Encoded with the real hidden input, the known planes depend on it (GCM-Attn).
+                assert (leaky[key] - leaky_swapped[key]).abs().max() > 1e-4, key
+    with pytest.raises(ValueError, match='mode must be one of'):
+        model.encode_known(batch['video'], batch['audio'], 'joint')
+
+
 def test_unconditional_model_and_shelf_packing():
     model = _small_pavdit(conditioner=None, packing=dict(type='ShelfPacking')).eval()
     assert model.generator.num_frames == model.packing.num_frames < 6

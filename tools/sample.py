@@ -6,7 +6,8 @@
 
 Prompts (text models) or labels (class models) are cycled over the samples. The audio is the
 generated mel frames inverted with Griffin-Lim. audio_to_video / video_to_audio take the known
-modality from ``--source`` (encoded with the model's autoencoder) and generate the other one.
+modality from ``--source`` (encoded with the model's autoencoder, the other modality zeroed so that
+it cannot leak in) and generate the other one.
 """
 import argparse
 import itertools
@@ -54,8 +55,9 @@ def video_like_audio(cfg: Config):
                                  fps=cfg.get('fps', 10)))
 
 
-def known_latents(model, audio_transform, source: str, count: int) -> dict:
-    """Encode the --source clip (resized to the model's size) and repeat it ``count`` times."""
+def known_latents(model, audio_transform, source: str, count: int, mode: str) -> dict:
+    """Encode the --source clip (resized to the model's size) without its hidden modality (see
+    ``PAVDiT.encode_known``) and repeat the planes ``count`` times."""
     frames_t, height, width = model.video_size
     frames, waveform = read_clip(source, 0.0, frames_t, audio_transform.fps,
                                  audio_transform.sample_rate)
@@ -63,7 +65,7 @@ def known_latents(model, audio_transform, source: str, count: int) -> dict:
     video = video.float() / 127.5 - 1
     audio = audio_transform(torch.from_numpy(waveform))
     device = model.packing.mask.device
-    latents = model.autoencoder.encode(video[None].to(device), audio[None].to(device))
+    latents = model.encode_known(video[None].to(device), audio[None].to(device), mode)
     return {k: v.expand(count, *v.shape[1:]) for k, v in latents.items()}
 
 
@@ -80,7 +82,7 @@ def main(argv=None) -> None:
         count = min(args.batch_size, args.num_samples - done)
         texts = [next(prompts) for _ in range(count)] if prompts else None
         ids = torch.tensor([next(labels) for _ in range(count)]) if labels else None
-        known = (known_latents(model, audio_transform, args.source, count)
+        known = (known_latents(model, audio_transform, args.source, count, args.mode)
                  if args.mode != 'joint' else None)
         outputs = model.sample(count, labels=ids, texts=texts, mode=args.mode,
                                known_latents=known, num_steps=args.steps,

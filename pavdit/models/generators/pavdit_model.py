@@ -144,6 +144,26 @@ class PAVDiT(BaseModel):
                              f"'audio', got keys {sorted(map(str, batch))}")
         return self.autoencoder.encode(batch['video'], batch['audio'])
 
+    @torch.no_grad()
+    def encode_known(self, video: torch.Tensor, audio: torch.Tensor, mode: str
+                     ) -> Dict[str, torch.Tensor]:
+        """Latents for ``sample(mode=..., known_latents=...)`` from one real clip, the hidden
+        modality never seen: video (B, 3, T, H, W) and audio (B, 1, T, n_mels, Wa), where the one
+        to generate (video for 'audio_to_video', audio for 'video_to_audio') may be anything of
+        its shape, e.g. zeros: it is replaced by zeros before encoding.
+
+        The MDSA encoder's GCM-Attn mixes the two streams, so planes encoded with the real hidden
+        input would carry it into the known planes (docs/generation.md measures that leak).
+        Returns the six planes; only the known modality's are used by :meth:`sample`.
+        """
+        if mode not in GENERATION_MODES[1:]:
+            raise ValueError(f'mode must be one of {GENERATION_MODES[1:]}, got {mode!r}')
+        if mode == 'audio_to_video':
+            video = torch.zeros_like(video)
+        else:
+            audio = torch.zeros_like(audio)
+        return self.autoencoder.encode(video, audio)
+
     def to_canvas(self, latents: Dict[str, torch.Tensor]) -> torch.Tensor:
         return self.packing.pack(self.normalizer.normalize(latents))
 
