@@ -110,9 +110,9 @@ def test_onset_strength_starts_in_the_sounding_frame():
 def test_real_clips_are_aligned_and_in_sync(clips):
     scores = [av_align(c['frames'], c['waveform'], FPS, SAMPLE_RATE) for c in clips]
     offsets = [estimate_offset(c['frames'], c['waveform'], FPS, SAMPLE_RATE) for c in clips]
-    # Measured on these 24 clips: AV-Align mean 0.82 (rain lowest, 0.62: its falling streaks
-    # drown the flow of the downpour), every offset 0. Seeds 0-7: 0.83, every offset 0.
-    assert np.mean(scores) > 0.7, scores
+    # Measured on these 24 clips: AV-Align mean 0.74 (0.82 with the flow into each frame, before
+    # the flow of new motion; seeds 100-129: 0.78), every offset 0.
+    assert np.mean(scores) > 0.65, scores
     assert np.mean(np.array(offsets) == 0) >= 0.9, offsets
 
 
@@ -130,16 +130,17 @@ def test_estimate_offset_finds_shifted_audio(long_clips, shift):
         start = (MAX_SHIFT - shift) * PER_FRAME
         waveform = clip['waveform'][start:start + T * PER_FRAME]  # k > 0: the audio is late
         estimates.append(estimate_offset(frames, waveform, FPS, SAMPLE_RATE))
-    # Measured: exact on all 24 clips for each shift in -3..3 (also on seeds 0-7). On seeds
-    # 100-129 exact on 90% (0.85-0.93 per shift), 99% of the clips where at least one event is
-    # both seen and heard inside the 16 frames; the misses have no such event.
+    # Measured: exact on 96-100 % of seeds 0-7 per shift. On seeds 100-129 exact on 85 %
+    # (0.76-0.93 per shift; 90 % with the estimator before 2026-12-01): their misses have events
+    # on the window's first frames, which cannot look new, or no event both seen and heard inside
+    # the 16 frames. Real recordings: tests/test_sync_validation.py.
     assert np.mean(np.array(estimates) == shift) >= 0.8, estimates
 
 
 def test_mismatched_audio_scores_lower(clips):
     matched = np.mean([av_align(c['frames'], c['waveform'], FPS, SAMPLE_RATE) for c in clips])
     shuffled = np.mean([av_align(f, w, FPS, SAMPLE_RATE) for f, w, _ in mismatched(clips)])
-    # Measured: 0.82 matched, 0.40 mismatched (seeds 0-7: 0.83, 0.36). Chance overlap is high
+    # Measured: 0.74 matched, 0.31 mismatched. Chance overlap is high
     # because events are dense: up to 3 in 16 frames, each matching anything within 3 frames.
     assert shuffled < matched - 0.3, (matched, shuffled)
 
@@ -147,8 +148,8 @@ def test_mismatched_audio_scores_lower(clips):
 def test_event_precision_recall_on_synthetic_clips(clips):
     precision, recall = micro_precision_recall(
         (c['frames'], c['waveform'], c['event_frames']) for c in clips)
-    # Measured (also on seeds 0-7): precision 1.0 and recall 1.0 matched; precision 1.0 and
-    # recall 0.55 with mismatched audio. Precision stays high because an event needs a visual
+    # Measured: precision 1.0 and recall 0.97 matched (seeds 100-129: 1.0 / 0.99); precision 1.0
+    # and recall 0.52 with mismatched audio. Precision stays high because an event needs a visual
     # peak, and on these clips every visual peak is a true event: wrong audio only loses events.
     assert precision >= 0.9 and recall >= 0.9, (precision, recall)
     _, shuffled_recall = micro_precision_recall(mismatched(clips))
