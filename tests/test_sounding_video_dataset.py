@@ -10,6 +10,7 @@ from pavdit.data import SoundingVideoDataset, sounding_video_collate
 from pavdit.data import probe_cache
 from pavdit.data.media import write_mp4
 from pavdit.data.preprocessor import SoundingVideoDataPreprocessor
+from tests.test_media import _write_audio_file
 
 SR, FPS = 16000, 10
 
@@ -265,24 +266,10 @@ def test_training_mode_keeps_returning_the_next_usable_item(root_with_a_bad_file
 def test_stereo_sources_are_averaged_to_mono(tmp_path):
     """The dataset passes ``downmix`` to read_clip: a loud stereo file (L = R = 0.8 sine) gives a
     waveform at the sine's level, not 3 dB above it."""
-    import av
     path = tmp_path / 'test' / 'stereo.mp4'
     path.parent.mkdir(parents=True)
-    tone = 0.8 * np.sin(2 * np.pi * 440 * np.arange(2 * SR) / SR).astype(np.float32)
-    with av.open(str(path), 'w', format='mp4') as out:
-        video = out.add_stream('libx264', rate=FPS)
-        video.width = video.height = 32
-        video.pix_fmt = 'yuv420p'
-        audio = out.add_stream('aac', rate=SR)
-        audio.layout = 'stereo'
-        for _ in range(2 * FPS):
-            out.mux(video.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8),
-                                                            format='rgb24')))
-        out.mux(video.encode())
-        pcm = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format='fltp', layout='stereo')
-        pcm.sample_rate, pcm.pts = SR, 0
-        out.mux(audio.encode(pcm))
-        out.mux(audio.encode())
+    tone = 0.8 * np.sin(2 * np.pi * 440 * np.arange(2 * SR) / SR)
+    _write_audio_file(path, [tone, tone], rate=SR)
     rms = {}
     for downmix in ['mean', 'ffmpeg']:
         wave = _dataset(tmp_path, split='test', test_mode=True, downmix=downmix)[0]['waveform']
