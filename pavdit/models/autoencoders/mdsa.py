@@ -12,17 +12,15 @@ matching), plus 6e-6 x KL, where gamma and the KL term switch on at iteration ``
 from the Runner's message hub, so the gate survives a resume).
 """
 from collections.abc import Mapping
-from contextlib import contextmanager
 from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from mmengine.logging import MessageHub
-from mmengine.model import BaseModel
-from mmengine.optim import OptimWrapperDict
 from torch import nn
 
 from pavdit.models.autoencoders.modality_branch import PLANES, ModalityBranch
 from pavdit.models.builder import build_module
+from pavdit.models.multi_phase_model import MultiPhaseModel
 from pavdit.models.losses.adversarial import (feature_matching_loss, hinge_discriminator_loss,
                                               hinge_generator_loss)
 from pavdit.registry import MODELS
@@ -34,7 +32,7 @@ DEFAULT_LOSS_WEIGHTS = dict(adversarial=1.0, feature_matching=1.0, kl=6e-6)
 
 
 @MODELS.register_module()
-class MDSA(BaseModel):
+class MDSA(MultiPhaseModel):
     """Dual-stream autoencoder: ``encode(video, audio) -> latents``, ``decode(latents)``.
 
     Args:
@@ -205,12 +203,7 @@ class MDSA(BaseModel):
             return [dict(video=rv, audio=ra, gt_video=v, gt_audio=a, meta=meta)
                     for rv, ra, v, a, meta in zip(recon_video, recon_audio, video, audio, metas)]
         if mode == 'loss':
-            return self.generator_losses(dict(video=video, audio=audio), adversarial=False)[0]
-        # The two halves of train_step, as forward modes so that they can run through DDP.
-        if mode == 'generator_step':
-            return self.generator_losses(dict(video=video, audio=audio), data['adversarial'])
-        if mode == 'discriminator_step':
-            return self.discriminator_losses(dict(video=video, audio=audio), data['recon'])
+            return self.loss(dict(video=video, audio=audio), data.get('phase'), data.get('carry'))
         raise ValueError(f'unknown forward mode {mode!r}; expected "loss", "predict" or "tensor"')
 
     def current_iteration(self) -> int:
@@ -251,40 +244,21 @@ class MDSA(BaseModel):
             disc(batch[m])[-1], disc(recon[m].detach())[-1])
             for m, disc in self.discriminators.items()}
 
-    def train_step(self, data: Union[dict, list], optim_wrapper: OptimWrapperDict,
-                   forward: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
-        """One generator step, then (from ``disc_start`` on) one discriminator step.
-
-        ``forward``: the model itself, or the DDP wrapper around it
-        (``ModelStepDistributedDataParallel``) so that both passes all-reduce their gradients.
-        """
-        forward = forward or self
-        batch = self.data_preprocessor(data, True)
+    # -- training phases (MultiPhaseModel) ------------------------------------------------------
+    def phases(self) -> Tuple[str, ...]:
+        """The autoencoder's step, then (from ``disc_start`` on) the discriminators' step."""
         adversarial = self.discriminators is not None and self.stage_two_active()
-        generator_wrapper = optim_wrapper['generator']
-        with generator_wrapper.optim_context(forward), _frozen(self.discriminators):
-            losses, recon = forward(batch['video'], batch['audio'], mode='generator_step',
-                                    adversarial=adversarial)
-        loss, log_vars = self.parse_losses(losses)
-        generator_wrapper.update_params(loss)
-        if adversarial:
-            discriminator_wrapper = optim_wrapper['discriminator']
-            with discriminator_wrapper.optim_context(forward):
-                d_losses = forward(batch['video'], batch['audio'], mode='discriminator_step',
-                                   recon=recon)
-            d_loss, d_log_vars = self.parse_losses(d_losses)
-            discriminator_wrapper.update_params(d_loss)
-            log_vars.update(d_log_vars)
-        return log_vars
+        return ('generator', 'discriminator') if adversarial else ('generator',)
 
-    def val_step(self, data: Union[dict, list]) -> list:
-        """mmengine's val_step; a batch whose items a test-mode dataset all dropped (bad files;
-        ``sounding_video_collate`` gives ``{}``) has no predictions."""
-        return [] if _dropped_batch(data) else super().val_step(data)
+    def phase_losses(self, phase: str, batch: dict, carry: dict) -> Dict[str, torch.Tensor]:
+        if phase == 'generator':
+            losses, carry['recon'] = self.generator_losses(batch, 'discriminator' in self.phases())
+            return losses
+        return self.discriminator_losses(batch, carry['recon'])
 
-    def test_step(self, data: Union[dict, list]) -> list:
-        """mmengine's test_step; no predictions for an all-dropped batch (see :meth:`val_step`)."""
-        return [] if _dropped_batch(data) else super().test_step(data)
+    def frozen_during(self, phase: str) -> List[nn.Module]:
+        """The discriminators stay out of the autoencoder's backward pass."""
+        return [self.discriminators] if phase == 'generator' else []
 
     def _keep_perceptual_weights(self, state_dict, prefix, *args):
         """Loading a checkpoint (saved without the VGG) keeps the VGG this model was built with."""
@@ -303,13 +277,6 @@ class MDSA(BaseModel):
         return groups
 
 
-def _dropped_batch(data) -> bool:
-    """Whether ``data`` is a batch with no items left: ``{}``, or a list of only Nones."""
-    if isinstance(data, Mapping):
-        return not data
-    return isinstance(data, (list, tuple)) and bool(data) and all(x is None for x in data)
-
-
 def _parameter_dtype(module: nn.Module) -> torch.dtype:
     """The dtype inputs are cast to: the module's first floating-point parameter's."""
     return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
@@ -319,19 +286,3 @@ def _drop_perceptual_weights(module, state_dict, prefix, local_metadata):
     for key in [k for k in state_dict if k.startswith(f'{prefix}perceptual_loss.')]:
         del state_dict[key]
     return state_dict
-
-
-@contextmanager
-def _frozen(module: Optional[nn.Module]):
-    """Keep the discriminators' parameters out of the generator's backward pass."""
-    if module is None:
-        yield
-        return
-    flags = [p.requires_grad for p in module.parameters()]
-    for p in module.parameters():
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(module.parameters(), flags):
-            p.requires_grad_(flag)

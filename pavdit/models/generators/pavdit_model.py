@@ -16,7 +16,6 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import ConfigDict
-from mmengine.model import BaseModel
 from torch import nn
 
 from pavdit.engine.checkpoints import load_model
@@ -24,6 +23,7 @@ from pavdit.engine.model_wrappers import full_parameters
 from pavdit.models.autoencoders.mdsa import LATENT_KEYS
 from pavdit.models.builder import build_module
 from pavdit.models.generators.latent_stats import LatentNormalizer
+from pavdit.models.multi_phase_model import MultiPhaseModel
 from pavdit.registry import DIFFUSION_SCHEDULERS, MODELS
 from pavdit.utils.validation import check_int, check_tensor, describe
 
@@ -71,7 +71,7 @@ def build_autoencoder(autoencoder: Union[dict, nn.Module]) -> Tuple[nn.Module, O
 
 
 @MODELS.register_module()
-class PAVDiT(BaseModel):
+class PAVDiT(MultiPhaseModel):
     """The full generator model: frozen MDSA + packing + conditioner + STDiT + scheduler + EMA.
 
     Args:
@@ -211,21 +211,21 @@ class PAVDiT(BaseModel):
             return generator(x * mask, timesteps, condition) * mask
         return model_fn
 
-    # -- training ----------------------------------------------------------------------------
-    def train_step(self, data: Union[dict, list], optim_wrapper,
-                   forward: Optional[nn.Module] = None) -> Dict[str, torch.Tensor]:
-        """One flow-matching step and an EMA update. ``forward``: the model itself, or the DDP
-        wrapper around it (``ModelStepDistributedDataParallel``), so the gradients are
-        all-reduced."""
-        forward = forward or self
-        batch = self.data_preprocessor(data, True)
-        with optim_wrapper.optim_context(forward):
-            losses = forward(mode='loss', **batch)
-        loss, log_vars = self.parse_losses(losses)
-        optim_wrapper.update_params(loss)
-        with full_parameters(forward):  # FSDP: gather the generator's shards for the EMA
+    # -- training (MultiPhaseModel: one phase) -------------------------------------------------
+    def phases(self) -> Tuple[str, ...]:
+        return ('generator',)
+
+    def phase_losses(self, phase: str, batch: dict, carry: dict) -> Dict[str, torch.Tensor]:
+        """The flow-matching (or diffusion) loss of the generator on a batch."""
+        x0 = self.to_canvas(self.latents_of(batch))
+        return dict(loss_flow=self.scheduler.training_loss(
+            self._denoiser(self.generator), x0, condition=self.condition_of(batch),
+            mask=self.packing.mask, noise=self.prior_noise(len(x0)).to(x0))['loss'])
+
+    def after_step(self, forward: nn.Module) -> None:
+        """EMA update; under FSDP from the generator's gathered shards."""
+        with full_parameters(forward):
             self.update_ema()
-        return log_vars
 
     def fsdp_ignored_modules(self) -> List[nn.Module]:
         """Kept whole outside FSDP's shards: the frozen autoencoder and text encoder (no gradients
@@ -245,11 +245,7 @@ class PAVDiT(BaseModel):
 
     def forward(self, mode: str = 'tensor', **batch) -> Union[dict, list]:
         if mode == 'loss':
-            x0 = self.to_canvas(self.latents_of(batch))
-            condition = self.condition_of(batch)
-            return dict(loss_flow=self.scheduler.training_loss(
-                self._denoiser(self.generator), x0, condition=condition,
-                mask=self.packing.mask, noise=self.prior_noise(len(x0)).to(x0))['loss'])
+            return self.loss(batch, batch.pop('phase', None), batch.pop('carry', None))
         if mode == 'predict':
             count = len(batch.get('label', batch.get('text', [])))
             return self.sample(count, labels=batch.get('label'), texts=batch.get('text'))
