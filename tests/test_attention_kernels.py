@@ -140,3 +140,32 @@ def test_cuda_kernels_match_math(dtype):
     for name in names:
         torch.testing.assert_close(ATTENTION_KERNELS.get(name)(q, k, v).float(), ref,
                                    atol=2e-2, rtol=2e-2)
+
+
+def test_set_attention_kernel_switches_every_block_of_a_model():
+    """One call switches the MDSA's and the STDiT's attention blocks alike, and the outputs agree
+    with the math reference kernel's."""
+    from mmengine.registry import init_default_scope
+
+    from pavdit.models.layers.attention_kernels import AttentionKernelUser, set_attention_kernel
+    from pavdit.registry import MODELS
+    from tests.mdsa_helpers import small_model_cfg
+    init_default_scope('pavdit')
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='PAVDiT', autoencoder=small_model_cfg('mdsa_landscape'), video_size=(4, 16, 16),
+        audio_size=(4, 16, 8), generator=dict(type='STDiT', hidden_size=32, depth=1, num_heads=2),
+        conditioner=dict(type='ClassEmbedder', num_classes=6),
+        scheduler=dict(type='ReflectedFlow', num_sampling_steps=2))).eval()
+    blocks = [m for m in model.modules() if isinstance(m, AttentionKernelUser)]
+    assert len(blocks) > 4 and all(b.kernel_name == 'auto' for b in blocks)
+    reference = model.sample(1, labels=torch.tensor([2]), generator=torch.Generator().manual_seed(0))
+    assert set_attention_kernel(model, 'math') == len(blocks)
+    assert all(b.kernel_name == 'math' for b in blocks)
+    switched = model.sample(1, labels=torch.tensor([2]), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(switched[0]['video'], reference[0]['video'], atol=1e-4, rtol=1e-4)
+    with pytest.raises(KeyError, match='registered kernels'):
+        set_attention_kernel(model, 'no_such_kernel')
+    assert all(b.kernel_name == 'math' for b in blocks)  # nothing half-switched
+    with pytest.raises(ValueError, match='holds no attention block'):
+        set_attention_kernel(torch.nn.Linear(2, 2), 'math')

@@ -30,6 +30,7 @@ from pavdit.benchmark.rows import (PRESETS, ROW_NAMES, build_row,  # noqa: E402
                                    paper_parameter_counts, row_parameters)
 from pavdit.benchmark.timing import (autocast, forward_flops, median_seconds,  # noqa: E402
                                      peak_memory_mb)
+from pavdit.models.layers.attention_kernels import set_attention_kernel  # noqa: E402
 
 PAPER_TABLE3 = {  # seconds: train/step (batch 2), infer/sample; H100? no: the paper's own GPU
     'mm_diffusion_64': (1.70, 33.8), 'mm_diffusion_128': (2.36, 90.0), 'mm_ldm': (0.46, 70.0),
@@ -61,7 +62,7 @@ def measure_row(args) -> dict:
     row = build_row(args.row, args.preset, args.device, frames=args.frames,
                     resolution=args.resolution)
     if args.kernel:
-        use_attention_kernel(row.module, args.kernel)
+        set_attention_kernel(row.module, args.kernel)
     amp = not args.no_amp
     batch_size = PRESETS[args.preset]['batch_size']
     batch = row.make_batch(batch_size)
@@ -87,15 +88,6 @@ def measure_row(args) -> dict:
                 frames=args.frames or PRESETS[args.preset]['frames'], train_s=train,
                 infer_s=infer, memory_mb=peak_memory_mb(args.device),
                 parameters=row_parameters(row), gflops=flops / 1e9, device=args.device)
-
-
-def use_attention_kernel(module: torch.nn.Module, name: str) -> None:
-    """Switch every pavdit attention block inside ``module`` to kernel ``name``."""
-    from pavdit.models.layers.attention import _MultiHeadAttention
-    from pavdit.models.layers.attention_kernels import get_attention_kernel
-    for block in module.modules():
-        if isinstance(block, _MultiHeadAttention):
-            block.kernel, block.kernel_name = get_attention_kernel(name), name
 
 
 def run_child(args, row: str, **overrides) -> dict:

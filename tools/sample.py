@@ -64,8 +64,7 @@ def known_latents(model, audio_transform, source: str, count: int, mode: str) ->
     video = torch.from_numpy(letterbox(frames, (height, width))).permute(3, 0, 1, 2)
     video = video.float() / 127.5 - 1
     audio = audio_transform(torch.from_numpy(waveform))
-    device = model.packing.mask.device
-    latents = model.encode_known(video[None].to(device), audio[None].to(device), mode)
+    latents = model.encode_known(video[None].to(model.device), audio[None].to(model.device), mode)
     return {k: v.expand(count, *v.shape[1:]) for k, v in latents.items()}
 
 

@@ -132,7 +132,7 @@ def _pavdit_row(name: str, settings: dict, device: str, latent_only: bool) -> Ro
         mel = torch.rand(batch_size, 1, frames, 64, 16, generator=g, device=device) * 2 - 1
         if latent_only:
             with torch.no_grad():
-                return dict(latents=model.autoencoder.encode(video, mel))
+                return dict(latents=model.latents_of(dict(video=video, audio=mel)))
         return dict(video=video, audio=mel)
 
     def loss(batch: dict) -> torch.Tensor:
@@ -145,8 +145,7 @@ def _pavdit_row(name: str, settings: dict, device: str, latent_only: bool) -> Ro
         return outputs
 
     def denoiser(batch_size: int):
-        canvas = torch.randn(batch_size, model.normalizer.channels, *model.packing.mask.shape[2:],
-                             device=device)
+        canvas = torch.randn(batch_size, *model.canvas_shape, device=device)
         return model.generator, (canvas, torch.full((batch_size,), 500.0, device=device))
 
     return Row(name, model, make_batch, loss, sample, denoiser, resolution)

@@ -42,7 +42,7 @@ class FitLatentStatsHook(Hook):
 
     def before_train(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if bool(model.normalizer.fitted):
+        if model.latent_stats_fitted:
             return
         # A loader of our own: iterating the Runner's would consume (and, when we stop early,
         # close) its InfiniteSampler's index generator.
@@ -53,13 +53,11 @@ class FitLatentStatsHook(Hook):
         batches = [model.latents_of(model.data_preprocessor(data, False))
                    for data in itertools.islice(loader, self.num_batches + 1)]
         held_out = batches.pop() if len(batches) > 1 else None
-        model.normalizer.fit(batches)
-        for buffer in model.normalizer.buffers():
-            dist.broadcast(buffer, src=0)
+        model.fit_latent_stats(batches)
         print_log(f'fitted latent statistics on {len(batches)} shuffled batches',
                   logger='current')
         if held_out is not None:
-            outside = model.normalizer.outside_share(held_out)
+            outside = model.latents_outside_box(held_out)
             if outside > self.max_outside:
                 print_log(f'latent statistics: {100 * outside:.1f}% of a held-out batch lies '
                           f'outside the fitted reflection box (more than '

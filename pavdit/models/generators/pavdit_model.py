@@ -15,6 +15,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+from mmengine import dist
 from mmengine.config import ConfigDict
 from torch import nn
 
@@ -164,6 +165,34 @@ class PAVDiT(MultiPhaseModel):
             audio = torch.zeros_like(audio)
         return self.autoencoder.encode(video, audio)
 
+    # -- what tools and hooks may use ------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """Where the model lives: inputs to :meth:`encode_known` and :meth:`sample` go there."""
+        return self.packing.mask.device
+
+    @property
+    def canvas_shape(self) -> Tuple[int, ...]:
+        """(C, T', H', W') of one sample's packed latent canvas: what the generator denoises."""
+        return (self.normalizer.channels, *self.packing.mask.shape[2:])
+
+    @property
+    def latent_stats_fitted(self) -> bool:
+        """Whether the latent normaliser holds fitted statistics (restored or fitted)."""
+        return bool(self.normalizer.fitted)
+
+    @torch.no_grad()
+    def fit_latent_stats(self, batches: List[Dict[str, torch.Tensor]]) -> None:
+        """Fit the per-plane latent statistics and reflection box on batches of latents (from
+        :meth:`latents_of`); in distributed runs every rank then takes rank 0's."""
+        self.normalizer.fit(batches)
+        for buffer in self.normalizer.buffers():
+            dist.broadcast(buffer, src=0)
+
+    def latents_outside_box(self, latents: Dict[str, torch.Tensor]) -> float:
+        """Share of the (normalised) latent elements outside the fitted reflection box."""
+        return self.normalizer.outside_share(latents)
+
     def to_canvas(self, latents: Dict[str, torch.Tensor]) -> torch.Tensor:
         return self.packing.pack(self.normalizer.normalize(latents))
 
@@ -192,16 +221,13 @@ class PAVDiT(MultiPhaseModel):
     def condition_of(self, batch: dict, drop: Optional[torch.Tensor] = None) -> Optional[dict]:
         if self.conditioner is None:
             return None
-        key = 'text' if hasattr(self.conditioner, 'encoder') else 'label'
-        return self.conditioner(batch[key], drop=drop)
+        return self.conditioner(batch[self.conditioner.input_key], drop=drop)
 
-    def null_condition(self, batch_size: int, like: Optional[dict]) -> Optional[dict]:
+    def null_condition(self, like: Optional[dict]) -> Optional[dict]:
+        """The null condition shaped as ``like`` (the unconditional branch of guidance)."""
         if self.conditioner is None or like is None:
             return None
-        device = like['tokens'].device
-        if hasattr(self.conditioner, 'encoder'):
-            return self.conditioner.null(batch_size, device, length=like['tokens'].shape[1])
-        return self.conditioner.null(batch_size, device)
+        return self.conditioner.null_like(like)
 
     def _denoiser(self, generator: nn.Module):
         mask = self.packing.mask
@@ -282,12 +308,12 @@ class PAVDiT(MultiPhaseModel):
         num_samples = check_int(num_samples, 'num_samples', minimum=1)
         if mode not in GENERATION_MODES:
             raise ValueError(f'mode must be one of {GENERATION_MODES}, got {mode!r}')
-        device = self.packing.mask.device
+        device = self.device
         condition = null = None
         if self.conditioner is not None:
             source = self._condition_source(num_samples, labels, texts, device)
             condition = self.condition_of(source)
-            null = self.null_condition(num_samples, condition)
+            null = self.null_condition(condition)
         mask = self.packing.mask
         noise = self.prior_noise(num_samples, generator)
         known = known_mask = None
@@ -320,7 +346,7 @@ class PAVDiT(MultiPhaseModel):
         """What :meth:`sample` hands the conditioner, checked: ``labels`` (num_samples,) integer
         class ids for a class conditioner, ``texts`` (num_samples strings) for a text one (the
         other may be given too and is ignored)."""
-        if hasattr(self.conditioner, 'encoder'):
+        if self.conditioner.input_key == 'text':
             if texts is None:
                 raise ValueError(f'this model is conditional: give labels or texts (it is '
                                  f'conditioned on text prompts: texts, a list of {num_samples} '

@@ -10,11 +10,11 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from pavdit.models.layers.attention_kernels import get_attention_kernel
+from pavdit.models.layers.attention_kernels import AttentionKernelUser
 from pavdit.registry import MODELS
 
 
-class _MultiHeadAttention(nn.Module):
+class _MultiHeadAttention(AttentionKernelUser):
     """Shared plumbing: head split/merge, kernel call and output projection."""
 
     def __init__(self, dim: int, num_heads: int, kernel: str, proj_bias: bool = True):
@@ -22,8 +22,7 @@ class _MultiHeadAttention(nn.Module):
         if dim % num_heads:
             raise ValueError(f'attention dim {dim} is not divisible by num_heads {num_heads}')
         self.num_heads = num_heads
-        self.kernel_name = kernel
-        self.kernel = get_attention_kernel(kernel)
+        self.use_kernel(kernel)
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,

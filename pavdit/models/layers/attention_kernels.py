@@ -20,6 +20,7 @@ from typing import Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pavdit.registry import ATTENTION_KERNELS
 
@@ -116,3 +117,31 @@ def get_attention_kernel(kernel: Union[str, AttentionKernel]) -> AttentionKernel
         raise KeyError(f'unknown attention kernel {kernel!r}; registered kernels: '
                        f'{sorted(ATTENTION_KERNELS.module_dict)}')
     return found
+
+
+class AttentionKernelUser(nn.Module):
+    """Base of every module that calls an attention kernel, so that :func:`set_attention_kernel`
+    finds it. Subclasses call ``self.use_kernel(kernel)`` in ``__init__`` and ``self.kernel(q, k,
+    v, mask=...)`` in ``forward``."""
+
+    def use_kernel(self, kernel: Union[str, AttentionKernel]) -> None:
+        self.kernel = get_attention_kernel(kernel)
+        self.kernel_name = kernel if isinstance(kernel, str) else getattr(
+            kernel, '__name__', repr(kernel))
+
+
+def set_attention_kernel(module: nn.Module, kernel: Union[str, AttentionKernel]) -> int:
+    """Switch every attention block in ``module`` (itself included) to ``kernel`` (a registered
+    name or a callable); returns how many blocks were switched.
+
+    Raises:
+        KeyError: an unknown kernel name (listing the registered ones).
+        ValueError: ``module`` holds no attention block.
+    """
+    get_attention_kernel(kernel)  # fail on a bad name before touching anything
+    users = [m for m in module.modules() if isinstance(m, AttentionKernelUser)]
+    if not users:
+        raise ValueError(f'{type(module).__name__} holds no attention block to switch')
+    for user in users:
+        user.use_kernel(kernel)
+    return len(users)

@@ -3,7 +3,11 @@
 A condition is ``dict(tokens=(B, L, dim), mask=(B, L) bool, True = real token)``, read by the
 generator's cross-attention. For classifier-free guidance each conditioner holds a learned null
 condition: in training a sample's condition is replaced by it with probability ``dropout_prob``,
-and ``null()`` / ``drop=`` give it at sampling time for the unconditional branch.
+and ``null()`` / ``null_like()`` / ``drop=`` give it at sampling time for the unconditional branch.
+
+Every conditioner follows :class:`Conditioner`: ``input_key`` names the batch field it reads
+(``'label'`` or ``'text'``), ``forward(inputs, drop=None)`` gives the condition and
+``null(batch_size, device=None, length=None)`` the null one.
 """
 from typing import Dict, Optional, Sequence, Union
 
@@ -25,8 +29,31 @@ def _drop_mask(batch_size: int, device: torch.device, training: bool, dropout_pr
     return null
 
 
+class Conditioner(nn.Module):
+    """The interface of a conditioner (subclass it to add one; register it in ``MODELS``).
+
+    Attributes:
+        input_key: the batch field the conditioner reads, ``'label'`` or ``'text'``.
+        dim: condition token width.
+    """
+
+    input_key: str
+
+    def null(self, batch_size: int, device: Optional[torch.device] = None,
+             length: Optional[int] = None) -> Dict[str, torch.Tensor]:
+        """The all-null condition of ``batch_size`` samples with ``length`` tokens (default: the
+        conditioner's own length)."""
+        raise NotImplementedError
+
+    def null_like(self, condition: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """The null condition shaped as ``condition`` (batch, tokens, device): the unconditional
+        branch of classifier-free guidance."""
+        tokens = condition['tokens']
+        return self.null(tokens.shape[0], tokens.device, length=tokens.shape[1])
+
+
 @MODELS.register_module()
-class ClassEmbedder(nn.Module):
+class ClassEmbedder(Conditioner):
     """Class label -> one condition token; row ``num_classes`` is the learned null class.
 
     Args:
@@ -39,6 +66,8 @@ class ClassEmbedder(nn.Module):
         Label -1 (unknown) gives the null class; ``drop`` ((B,) bool, or one bool for the batch)
         forces it. Dropout uses the torch RNG, so ``torch.manual_seed`` makes it repeatable.
     """
+
+    input_key = 'label'
 
     def __init__(self, num_classes: int, dim: int, dropout_prob: float = 0.1):
         super().__init__()
@@ -61,9 +90,11 @@ class ClassEmbedder(nn.Module):
         return dict(tokens=tokens, mask=torch.ones(tokens.shape[:2], dtype=torch.bool,
                                                    device=tokens.device))
 
-    def null(self, batch_size: int, device: Optional[torch.device] = None
-             ) -> Dict[str, torch.Tensor]:
+    def null(self, batch_size: int, device: Optional[torch.device] = None,
+             length: Optional[int] = None) -> Dict[str, torch.Tensor]:
         """The all-null condition: tokens (batch_size, 1, dim), mask all True."""
+        if length not in (None, 1):
+            raise ValueError(f'a class condition has 1 token, got length={length}')
         tokens = self.embedding.weight[self.num_classes].to(device).expand(batch_size, 1, -1)
         return dict(tokens=tokens, mask=torch.ones(batch_size, 1, dtype=torch.bool,
                                                    device=tokens.device))
@@ -73,7 +104,7 @@ class ClassEmbedder(nn.Module):
 
 
 @MODELS.register_module()
-class TextConditioner(nn.Module):
+class TextConditioner(Conditioner):
     """Prompts -> frozen text encoder -> trainable projection to ``dim`` (Open-Sora's caption
     embedder: Linear, tanh-GELU, Linear), with a learned null token sequence for CFG.
 
@@ -91,6 +122,8 @@ class TextConditioner(nn.Module):
         or an empty/blank prompt) gets ``null_tokens[:L]`` with all L positions marked real, so
         every condition of the batch keeps shape (B, L, dim).
     """
+
+    input_key = 'text'
 
     def __init__(self, encoder: Union[dict, nn.Module, None] = None, *, dim: int,
                  dropout_prob: float = 0.1, max_length: Optional[int] = None):
