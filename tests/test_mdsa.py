@@ -243,3 +243,26 @@ def test_paper_size_table5_configs_differ_as_the_issue_requires():
     assert len({counts[n] for n in counts if n != 'mdsa_wo_adv'}) == 5
     full, no_kl = configs['mdsa_landscape'].to_dict(), configs['mdsa_wo_kl'].to_dict()
     assert {k for k in full if full[k] != no_kl[k]} == {'loss_weights'}
+
+
+@pytest.mark.parametrize('config_name,removed', [
+    ('mdsa_wo_mtself', {'temporal_attention'}), ('mdsa_wo_gcm', {'cross_modal_attention'}),
+    ('mdsa_wo_biblock', {'decoder_fusion'}), ('mdsa_wo_kl', {'loss_weights'}),
+    ('mdsa_wo_adv', {'video_discriminator', 'audio_discriminator'}),
+    ('pvdm_landscape', {'spatial_attention', 'temporal_attention', 'cross_modal_attention',
+                        'decoder_fusion'})])
+def test_every_table5_row_is_one_command_for_both_stages(config_name, removed):
+    """A row's config runs stage 1 and stage 2 in one training and differs from the full model
+    only in what it removes (no stage-2 settings left to the command line)."""
+    from mmengine.config import Config
+
+    from tests.conftest import REPO_ROOT
+    full = Config.fromfile(REPO_ROOT / 'configs/mdsa/mdsa_landscape.py')
+    row = Config.fromfile(REPO_ROOT / f'configs/mdsa/{config_name}.py')
+    assert 0 < row.model.disc_start < row.train_cfg.max_iters
+    assert (row.model.disc_start, row.train_cfg.max_iters) == (100000, 150000)
+    assert row.get('load_from') is None
+    changed = {k for k in full.model if full.model[k] != row.model.get(k)}
+    assert changed == removed, changed
+    assert {k: v for k, v in row.items() if k != 'model'} == {
+        k: v for k, v in full.items() if k != 'model'}

@@ -1,7 +1,7 @@
 # A tiny MDSA that trains on the embedded synthetic set on a CPU (no data to fetch): 32x32 video,
 # 16 frames, 64x16 mel frames; stage 1 for the first 200 iterations, then stage 2 in the same run.
 _base_ = ['../_base_/models/mdsa.py', '../_base_/datasets/synthetic.py',
-          '../_base_/schedules/mdsa_stage1.py', '../_base_/default_runtime.py']
+          '../_base_/schedules/mdsa.py', '../_base_/default_runtime.py']
 
 resolution = 32
 tiny_branch = dict(

@@ -2,7 +2,7 @@
 # Select another scheduler with --cfg-options model.scheduler.type=RectifiedFlow (or DDIM, DDPM).
 _base_ = ['../_base_/models/pavdit.py', '../_base_/datasets/audioset.py',
           '../_base_/schedules/pavdit.py', '../_base_/default_runtime.py']
-model = dict(autoencoder=dict(checkpoint='work_dirs/mdsa_audioset_stage2/iter_50000.pth'))
+model = dict(autoencoder=dict(checkpoint='work_dirs/mdsa_audioset/iter_150000.pth'))
 # Sample quality is measured by tools/test.py, not during training.
 val_dataloader = None
 val_cfg = None

@@ -2,7 +2,7 @@
 # over the six packed latent planes, text-conditioned, reflected flow with 30 sampling steps.
 model = dict(
     type='PAVDiT',
-    autoencoder=dict(checkpoint='work_dirs/mdsa_landscape_stage2/iter_50000.pth'),
+    autoencoder=dict(checkpoint='work_dirs/mdsa_landscape/iter_150000.pth'),
     video_size=(16, 256, 256),
     audio_size=(16, 64, 16),
     packing=dict(type='PlaneStackPacking'),
