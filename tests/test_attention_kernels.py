@@ -169,3 +169,15 @@ def test_set_attention_kernel_switches_every_block_of_a_model():
     assert all(b.kernel_name == 'math' for b in blocks)  # nothing half-switched
     with pytest.raises(ValueError, match='holds no attention block'):
         set_attention_kernel(torch.nn.Linear(2, 2), 'math')
+
+
+def test_set_attention_kernel_reaches_mm_diffusions_random_shift_attention():
+    from pavdit.models.baselines.mm_diffusion import RandomShiftCrossAttention
+    from pavdit.models.layers import set_attention_kernel
+    from tests.test_mm_diffusion import tiny_model
+    torch.manual_seed(0)
+    model = tiny_model()
+    shifted = [m for m in model.modules() if isinstance(m, RandomShiftCrossAttention)]
+    assert shifted and all(m.kernel_name == 'auto' for m in shifted)
+    set_attention_kernel(model, 'math')
+    assert all(m.kernel_name == 'math' for m in shifted)

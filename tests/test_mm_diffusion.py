@@ -240,9 +240,10 @@ def test_dpm_solver_schedule_and_registry():
     assert len(seen) == 20 and seen[0] == 999.0
     torch.testing.assert_close(torch.tensor(seen, dtype=torch.float64),
                                solver.model_timesteps(20), atol=1e-3, rtol=0)
-    with pytest.raises(NotImplementedError, match='known'):
-        solver.sample(gaussian_eps(solver), torch.randn(3, 1), known=torch.zeros(3, 1),
-                      known_mask=torch.ones(3, 1))
+    # Known elements (inpainting) work as in the other schedulers (tests/test_scheduler_base.py).
+    inpainted = solver.sample(gaussian_eps(solver), torch.randn(3, 1), known=torch.zeros(3, 1),
+                              known_mask=torch.ones(3, 1))
+    assert torch.equal(inpainted, torch.zeros(3, 1))
     for bad in (dict(order=4), dict(skip_type='quadratic'), dict(num_sampling_steps=0)):
         with pytest.raises(ValueError):
             DPMSolver(**bad)

@@ -5,8 +5,9 @@
 
 CONFIG provides the dataset (its ``<split>_dataloader.dataset``; real videos are read in their
 deterministic evaluation clips). Latents (posterior means) go to ``DIR/shard_*.pt``, each written
-atomically; ``DIR/index.json`` records progress, so an interrupted run started again with the same
-arguments continues after the last complete shard. Train on the cache with
+atomically in torch.save's zip format, which LatentCacheDataset memory-maps for random access
+(pavdit/data/latent_cache.py); ``DIR/index.json`` records progress, so an interrupted run started
+again with the same arguments continues after the last complete shard. Train on the cache with
 ``dict(type='LatentCacheDataset', cache_dir=DIR)``.
 """
 import argparse
@@ -24,6 +25,7 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pavdit.data import sounding_video_collate  # noqa: E402
+from pavdit.data.latent_cache import save_shard  # noqa: E402
 from pavdit.engine.checkpoints import load_model  # noqa: E402
 from pavdit.registry import DATASETS  # noqa: E402
 
@@ -46,12 +48,6 @@ def build_dataset(cfg: Config, split: str):
     if 'test_mode' in inspect.signature(dataset_class).parameters:
         dataset_cfg['test_mode'] = True  # the same clip of each video every time
     return DATASETS.build(dataset_cfg)
-
-
-def save_atomically(obj, path: str) -> None:
-    tmp = f'{path}.tmp'
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def save_atomically_json(obj, path: str) -> None:
@@ -102,7 +98,7 @@ def main(argv=None) -> None:
         shard['latents'] = {k: torch.cat(v) for k, v in shard['latents'].items()}
         shard['label'] = torch.tensor(shard['label'], dtype=torch.long)
         name = f'shard_{len(index["shards"]):05d}.pt'
-        save_atomically(shard, osp.join(args.out, name))
+        save_shard(shard, osp.join(args.out, name))
         index['shards'].append(dict(file=name, size=len(shard['label'])))
         save_atomically_json(index, index_file)
     index['complete'] = True

@@ -1,14 +1,28 @@
 """A dataset of precomputed latent planes (PAV-DiT*: the generator trains without the encoder).
 
 Cache layout (written by tools/cache_latents.py): ``<cache_dir>/shard_00000.pt`` ... each holding
-``dict(latents={key: (N, C, h, w)}, label=(N,), text=[...], meta=[...])``, and ``index.json``
-with the shard sizes and what produced them.
+``dict(latents={key: (N, C, h, w)}, label=(N,), text=[...], meta=[...])`` saved by ``torch.save``
+(zip format), and ``index.json`` with the shard sizes and what produced them.
+
+Random access: every shard is memory-mapped (``torch.load(mmap=True, weights_only=True)``) the
+first time one of its rows is read and stays open, so a shuffled sampler never reloads a shard:
+the tensors' pages are read from disk (or the page cache) on demand, and only ``text`` / ``meta``
+are held in memory. The shard of a row is found by ``bisect`` over the shards' first rows.
+Each process maps for itself: pickling the dataset (DataLoader workers under ``spawn``) leaves the
+maps behind, forked workers share the parent's. Caches written by earlier versions of
+tools/cache_latents.py are the same format and read as they are. A shard in torch's legacy
+(pre-1.6, non-zip) format cannot be mapped and raises :class:`LatentCacheError`.
 
 A corrupt or inconsistent cache (unparsable ``index.json``, a shard that is truncated, not a
 shard, or holds a different number of rows than the index says) raises :class:`LatentCacheError`
-naming the file, when the index is read or when the shard is first loaded.
+naming the file, when the index is read or when the shard is first mapped. Rewrite a cache only
+through tools/cache_latents.py (it replaces files atomically, so a running reader keeps its
+mapping of the old file); truncating a mapped shard in place would fault its reader.
 """
+import bisect
+import itertools
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -19,17 +33,31 @@ from pavdit.registry import DATASETS
 from pavdit.utils.validation import describe
 
 REBUILD = 'rebuild the cache with tools/cache_latents.py'
+ZIP_MAGIC = b'PK\x03\x04'  # torch.save's (mappable) zip format; the legacy format is a bare pickle
 
 
 class LatentCacheError(ValueError):
     """A latent cache file is corrupt or inconsistent; the message names the file."""
 
 
+def save_shard(shard: dict, path) -> None:
+    """Write one shard atomically (temporary file + rename) in the format the dataset maps.
+
+    ``shard`` is ``dict(latents={key: (N, ...) tensor}, label=(N,) long tensor, text=[N str],
+    meta=[N dict])``; tensors should be contiguous and own their storage (``torch.cat`` output),
+    else torch.save writes the whole underlying storage.
+    """
+    tmp = f'{path}.tmp'
+    torch.save(shard, tmp, _use_new_zipfile_serialization=True)
+    os.replace(tmp, path)
+
+
 @DATASETS.register_module()
 class LatentCacheDataset(Dataset):
     """Items ``dict(latents={key: (C, h, w)}, label=int, text=str, meta=dict)`` from a cache.
 
-    Shards are loaded lazily and the most recent one is kept, so memory holds one shard at a time.
+    Shards are memory-mapped lazily, each once per process, and kept open (see the module doc).
+    Returned latents are copies of the row, never views of the mapping.
     """
 
     def __init__(self, cache_dir: str):
@@ -43,37 +71,60 @@ class LatentCacheDataset(Dataset):
         if not self.index.get('complete'):
             raise RuntimeError(f'latent cache {cache_dir} is incomplete; run tools/cache_latents.py '
                                f'again with the same arguments to finish it')
-        self.offsets = [sum(self.shard_sizes[:i]) for i in range(len(self.shard_sizes))]
-        self._loaded = (None, None)
+        self.offsets = [0, *itertools.accumulate(self.shard_sizes)][:-1]  # first row per shard
+        self._length = sum(self.shard_sizes)
+        self._shards = {}  # shard number -> its loaded (memory-mapped) dict, in this process
 
     def __len__(self) -> int:
-        return sum(self.shard_sizes)
+        return self._length
+
+    def __getstate__(self) -> dict:
+        # Another process maps the shards itself: pickled mapped tensors would be copied whole.
+        return {**self.__dict__, '_shards': {}}
 
     @property
     def metainfo(self) -> dict:
         return dict(classes=tuple(self.index.get('classes', ())))
 
     def _shard(self, number: int) -> dict:
-        if self._loaded[0] != number:
-            path = self.cache_dir / self.index['shards'][number]['file']
-            try:
-                shard = load_checkpoint_file(path)
-            except (UnsafeCheckpointError, FileNotFoundError):
-                raise
-            except (RuntimeError, EOFError, OSError, ValueError) as err:
-                raise LatentCacheError(f'latent cache shard {path} cannot be read '
-                                       f'({type(err).__name__}: {err}); '
-                                       f'{REBUILD}') from err
-            _check_shard(shard, path, self.shard_sizes[number])
-            self._loaded = (number, shard)
-        return self._loaded[1]
+        shard = self._shards.get(number)
+        if shard is None:
+            shard = self._shards[number] = self._map_shard(number)
+        return shard
+
+    def _map_shard(self, number: int) -> dict:
+        path = self.cache_dir / self.index['shards'][number]['file']
+        try:
+            with open(path, 'rb') as f:
+                magic = f.read(len(ZIP_MAGIC))
+        except FileNotFoundError:
+            raise FileNotFoundError(f'latent cache shard {path} does not exist; '
+                                    f'{REBUILD}') from None
+        except OSError as err:
+            raise LatentCacheError(f'latent cache shard {path} cannot be read '
+                                   f'({type(err).__name__}: {err}); {REBUILD}') from err
+        if magic != ZIP_MAGIC:
+            raise LatentCacheError(f'latent cache shard {path} is not a zip-format torch.save '
+                                   f'file (a legacy-format shard cannot be memory-mapped, or the '
+                                   f'file is not a shard); {REBUILD}')
+        try:
+            shard = load_checkpoint_file(path, map_location='cpu', mmap=True)
+        except (UnsafeCheckpointError, FileNotFoundError):
+            raise
+        except (RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError,
+                AttributeError) as err:  # what the weights-only unpickler raises on bad bytes
+            raise LatentCacheError(f'latent cache shard {path} cannot be read '
+                                   f'({type(err).__name__}: {err}); '
+                                   f'{REBUILD}') from err
+        _check_shard(shard, path, self.shard_sizes[number])
+        return shard
 
     def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < len(self):
+        if not 0 <= index < self._length:
             raise IndexError(index)
-        number = max(i for i, offset in enumerate(self.offsets) if offset <= index)
+        number = bisect.bisect_right(self.offsets, index) - 1  # the last shard starting <= index
         shard, row = self._shard(number), index - self.offsets[number]
-        return dict(latents={k: v[row] for k, v in shard['latents'].items()},
+        return dict(latents={k: v[row].clone() for k, v in shard['latents'].items()},
                     label=int(shard['label'][row]), text=shard['text'][row],
                     meta=shard['meta'][row])
 

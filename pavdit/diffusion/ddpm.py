@@ -12,21 +12,38 @@ training and one update rule: the generalised DDIM step from ``abar`` to the nex
 which for eta = 1 is exactly DDPM's ancestral step with the posterior variance (the "fixed small"
 variance) of the chain restricted to the kept steps, i.e. improved-DDPM respacing, whose betas are
 ``1 - abar_k / abar_prev``. DDPM is eta = 1; DDIM defaults to eta = 0 (deterministic).
+
+``bounds`` in sampling (a box the data lie in, e.g. PAVDiT's latent box): every step clamps
+x0_hat into it and continues with the eps consistent with the clamped x0_hat,
+``(x - sqrt(abar) x0_hat) / sqrt(1 - abar)`` (improved-DDPM's ``clip_denoised``; for eta = 1 the
+step is then the posterior q(x_prev | x, x0_hat) of the clamped x0_hat). The last step ends at
+``abar_prev = 1``, where x_prev = x0_hat, so the sample lies in the box. The prior stays the
+standard Gaussian: :meth:`DDPM.draw_noise` does not use ``bounds``.
 """
-from typing import Callable, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
-from tqdm import tqdm
 
-from pavdit.diffusion.conditions import (Condition, KnownElements, ModelFn, check_sampling_args,
-                                         check_training_args, guided_prediction, masked_mse)
-from pavdit.diffusion.flow import Bound
+from pavdit.diffusion.base import Bounds, DiffusionScheduler, Predict, clamp_to_box
+from pavdit.diffusion.conditions import Condition, ModelFn, check_training_args, masked_mse
 from pavdit.registry import DIFFUSION_SCHEDULERS
 
 
+def x0_and_eps(x: torch.Tensor, eps: torch.Tensor, alpha: float, sigma: float,
+               bounds: Optional[Bounds]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The x0 prediction ``(x - sigma eps) / alpha`` of the state ``x = alpha x0 + sigma eps`` and
+    its eps; with ``bounds``, x0 clamped into the box and the eps ``(x - alpha x0) / sigma``
+    consistent with it."""
+    x0 = (x - sigma * eps) / alpha
+    if bounds is None:
+        return x0, eps
+    x0 = clamp_to_box(x0, bounds)
+    return x0, (x - alpha * x0) / sigma
+
+
 @DIFFUSION_SCHEDULERS.register_module()
-class DDPM:
-    """Epsilon-prediction diffusion with ancestral sampling.
+class DDPM(DiffusionScheduler):
+    """Epsilon-prediction diffusion with ancestral sampling (``bounds``: module docstring).
 
     Args:
         num_timesteps: length T of the forward chain.
@@ -72,7 +89,11 @@ class DDPM:
                   timesteps: torch.Tensor) -> torch.Tensor:
         """``sqrt(abar_k) x0 + sqrt(1 - abar_k) noise``; x0, noise: (B, ...), timesteps: (B,)
         integer-valued steps k."""
-        abar = self.alphas_cumprod.to(timesteps.device)[timesteps.long()]
+        return self._mix(x0, noise, self.alphas_cumprod.to(timesteps.device)[timesteps.long()])
+
+    @staticmethod
+    def _mix(x0: torch.Tensor, noise: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+        """``sqrt(abar) x0 + sqrt(1 - abar) noise`` with abar (B,) fp64."""
         shape = (-1,) + (1,) * (x0.dim() - 1)  # (B,) -> (B, 1, ..., 1)
         signal = abar.sqrt().to(x0.dtype).reshape(shape)
         noise_level = (1 - abar).sqrt().to(x0.dtype).reshape(shape)
@@ -88,7 +109,7 @@ class DDPM:
         """
         check_training_args(x0, noise)
         if noise is None:
-            noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            noise = self.draw_noise(x0.shape, None, generator, x0.device, x0.dtype)
         steps = torch.randint(0, self.num_timesteps, (x0.shape[0],), generator=generator,
                               device=x0.device)
         timesteps = steps.float()
@@ -96,43 +117,26 @@ class DDPM:
         return dict(loss=masked_mse(pred, noise, mask),
                     t_mean=timesteps.mean() / self.num_timesteps)
 
-    @torch.no_grad()
-    def sample(self, model_fn: ModelFn, noise: torch.Tensor, condition: Condition = None,
-               null_condition: Condition = None, guidance_scale: float = 1.0,
-               num_steps: Optional[int] = None, known: Optional[torch.Tensor] = None,
-               known_mask: Optional[torch.Tensor] = None,
-               generator: Optional[torch.Generator] = None, progress: bool = False,
-               bounds: Optional[Tuple[Bound, Bound]] = None,
-               callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
-        """Denoise ``noise`` (B, ...) from step T - 1 to a sample x0 (B, ...) in noise's dtype.
-
-        The state is kept in at least fp32; the model sees it in noise's dtype. Known elements are
-        re-noised to the current step before every model call and set exactly at the end;
-        ``callback(step_index, x)`` sees the state after every step. ``bounds`` is ignored.
-        """
-        num_steps = check_sampling_args(noise, num_steps, self.num_sampling_steps, guidance_scale)
+    def sampling_plan(self, num_steps: int) -> List[Tuple[float, float, float]]:
+        """The steps (k, abar_k, abar_prev): k from :meth:`sampling_timesteps`, abar_prev that of
+        the next kept step (1 after the last: x0)."""
         steps = self.sampling_timesteps(num_steps).tolist()
-        abars = self.alphas_cumprod[steps].tolist() + [1.0]  # abar_prev of the last step: x0
-        x = noise.to(torch.promote_types(noise.dtype, torch.float32))
-        fixed = KnownElements.from_args(known, known_mask, x, generator)
-        for i in tqdm(range(num_steps), desc=type(self).__name__, disable=not progress):
-            timesteps = torch.full((x.shape[0],), float(steps[i]), device=x.device,
-                                   dtype=torch.float32)
-            if fixed is not None:
-                x = fixed.paste(x, self.add_noise(fixed.value, fixed.noise, timesteps))
-            eps = guided_prediction(model_fn, x.to(noise.dtype), timesteps, condition,
-                                    null_condition, guidance_scale).to(x.dtype)
-            x = self._step(x, eps, abars[i], abars[i + 1], generator)
-            if callback is not None:
-                callback(i, x)
-        if fixed is not None:
-            x = fixed.paste(x, fixed.value)
-        return x.to(noise.dtype)
+        abars = self.alphas_cumprod[steps].tolist() + [1.0]
+        return [(float(k), abars[i], abars[i + 1]) for i, k in enumerate(steps)]
+
+    def sampling_step(self, x: torch.Tensor, entry: Tuple[float, float, float],
+                      predict: Predict, generator: Optional[torch.Generator],
+                      bounds: Optional[Bounds]) -> torch.Tensor:
+        """One generalised DDIM step (module docstring) from step k."""
+        step, abar, abar_prev = entry
+        x, eps = predict(x, step)
+        return self._step(x, eps, abar, abar_prev, generator, bounds)
 
     def _step(self, x: torch.Tensor, eps: torch.Tensor, abar: float, abar_prev: float,
-              generator: Optional[torch.Generator]) -> torch.Tensor:
+              generator: Optional[torch.Generator],
+              bounds: Optional[Bounds] = None) -> torch.Tensor:
         """One generalised DDIM step (module docstring); draws noise only when sigma > 0."""
-        x0 = (x - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+        x0, eps = x0_and_eps(x, eps, abar ** 0.5, (1 - abar) ** 0.5, bounds)
         sigma = self.eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)) ** 0.5
         # max(): for eta = 1 the difference is a rounding error away from 0 at the last steps.
         x = abar_prev ** 0.5 * x0 + max(1 - abar_prev - sigma ** 2, 0.0) ** 0.5 * eps

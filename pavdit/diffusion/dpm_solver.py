@@ -31,17 +31,27 @@ prediction at (x_s, s):
   with ``D2 = eps(u2, s2) - eps_s``.
 
 All schedule arithmetic is in fp64 Python floats; the state is kept in at least fp32.
+
+Sampling arguments shared with the other schedulers (the base class's ``sample``):
+
+- ``known`` / ``known_mask`` (inpainting, a2v / v2a): replacement as in the other schedulers.
+  Before every model evaluation, a step's start and its inner points alike, the known elements of
+  the evaluated state are set to ``alpha_t known + sigma_t eps_k`` at that evaluation's
+  (fractional) step, with one fixed noise eps_k (:meth:`DPMSolver.add_noise` on the continuous
+  schedule); the result holds them exactly.
+- ``bounds``: every evaluation's x0 prediction ``(x - sigma_t eps) / alpha_t`` is clamped into the
+  box and the solver continues with the eps consistent with it (as DDPM's ``clip_denoised``,
+  :func:`~pavdit.diffusion.ddpm.x0_and_eps`). The solver stops at k = 0, not at x0 (its last
+  state keeps noise of std sqrt(1 - abar_0) = 0.01), so the returned sample is clamped into the
+  box as well (by the base class).
 """
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import List, NamedTuple, Optional
 
 import torch
-from tqdm import tqdm
 
-from pavdit.diffusion.conditions import (Condition, ModelFn, check_sampling_args,
-                                         guided_prediction)
-from pavdit.diffusion.ddpm import DDPM
-from pavdit.diffusion.flow import Bound
+from pavdit.diffusion.base import Bounds, Predict
+from pavdit.diffusion.ddpm import DDPM, x0_and_eps
 from pavdit.registry import DIFFUSION_SCHEDULERS
 
 SKIP_TYPES = ('logSNR', 'time_uniform')
@@ -52,6 +62,15 @@ def _interp(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> torch.Tensor
     idx = torch.searchsorted(xp, x).clamp(1, len(xp) - 1)
     x0, x1, f0, f1 = xp[idx - 1], xp[idx], fp[idx - 1], fp[idx]
     return f0 + (x - x0) * (f1 - f0) / (x1 - x0)
+
+
+class SolverStep(NamedTuple):
+    """One solver step's grid points, its start (index 0) to its end (index ``order``), the
+    inner points between: continuous times t, lambdas, log alphas and sigmas."""
+    times: List[float]
+    lambdas: List[float]
+    log_alphas: List[float]
+    sigmas: List[float]
 
 
 @DIFFUSION_SCHEDULERS.register_module()
@@ -101,6 +120,15 @@ class DPMSolver(DDPM):
         # log alpha decreases with t: interpolate on the reversed (increasing) grid.
         return _interp(log_alpha, self._log_alpha_grid.flip(0), self._t_grid.flip(0))
 
+    def add_noise(self, x0: torch.Tensor, noise: torch.Tensor,
+                  timesteps: torch.Tensor) -> torch.Tensor:
+        """``sqrt(abar) x0 + sqrt(1 - abar) noise`` at steps k (B,): integer-dtype steps (training)
+        read DDPM's table exactly as :class:`DDPM` does; floating-point steps, possibly fractional
+        (the solver's evaluation points), use :meth:`alphas_cumprod_at`."""
+        if not timesteps.is_floating_point():
+            return super().add_noise(x0, noise, timesteps)
+        return self._mix(x0, noise, self.alphas_cumprod_at(timesteps))
+
     def alphas_cumprod_at(self, timesteps: torch.Tensor) -> torch.Tensor:
         """abar at model steps k (float, possibly fractional) on the solver's continuous schedule
         (``log abar`` linear between integer steps); equals ``alphas_cumprod[k]`` at integers."""
@@ -143,70 +171,53 @@ class DPMSolver(DDPM):
 
     # ------------------------------------------------------------------------------- sampling
 
-    @torch.no_grad()
-    def sample(self, model_fn: ModelFn, noise: torch.Tensor, condition: Condition = None,
-               null_condition: Condition = None, guidance_scale: float = 1.0,
-               num_steps: Optional[int] = None, known: Optional[torch.Tensor] = None,
-               known_mask: Optional[torch.Tensor] = None,
-               generator: Optional[torch.Generator] = None, progress: bool = False,
-               bounds: Optional[Tuple[Bound, Bound]] = None,
-               callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
-        """Solve the diffusion ODE from ``noise`` (B, ...) at k = N - 1 to a sample at k = 0, in
-        noise's dtype, with ``num_steps`` model evaluations.
-
-        The solver is deterministic (``generator`` is unused); ``bounds`` is ignored;
-        ``callback(step_index, x)`` sees the state after every solver step (one per entry of
-        :meth:`solver_orders`, not per evaluation). Known elements (inpainting) are not
-        supported.
-        """
-        if known is not None or known_mask is not None:
-            raise NotImplementedError(
-                'DPMSolver does not support known elements (known / known_mask); use DDPM or '
-                'DDIM for inpainting-style sampling')
-        num_steps = check_sampling_args(noise, num_steps, self.num_sampling_steps, guidance_scale)
+    def sampling_plan(self, num_steps: int) -> List[SolverStep]:
+        """The solver steps for ``num_steps`` NFE, one per entry of :meth:`solver_orders` (so the
+        callback sees the state after every solver step, not after every evaluation)."""
         times = self.solver_times(num_steps)
         lambdas = self._lambda(times).tolist()
         log_alphas = self._log_alpha(times).tolist()
         sigmas = [math.sqrt(-math.expm1(2 * la)) for la in log_alphas]
         times = times.tolist()
-        x = noise.to(torch.promote_types(noise.dtype, torch.float32))
+        plan, i = [], 0
+        for order in self.solver_orders(num_steps):
+            grid = slice(i, i + order + 1)
+            plan.append(SolverStep(times[grid], lambdas[grid], log_alphas[grid], sigmas[grid]))
+            i += order
+        return plan
 
-        def eps(state: torch.Tensor, i: int) -> torch.Tensor:
-            step = times[i] * self.num_timesteps - 1
-            timesteps = torch.full((state.shape[0],), step, device=state.device,
-                                   dtype=torch.float32)
-            return guided_prediction(model_fn, state.to(noise.dtype), timesteps, condition,
-                                     null_condition, guidance_scale).to(state.dtype)
+    def sampling_step(self, x: torch.Tensor, entry: SolverStep, predict: Predict,
+                      generator: Optional[torch.Generator],
+                      bounds: Optional[Bounds]) -> torch.Tensor:
+        """One singlestep DPM-Solver step of order ``len(entry.times) - 1`` (module docstring);
+        deterministic (``generator`` is unused)."""
+        times, lambdas, log_alphas, sigmas = entry
+        order = len(times) - 1
 
-        def predict(state: torch.Tensor, s: int, j: int, eps_s: torch.Tensor) -> torch.Tensor:
-            """First-order (DDIM) move of ``state`` from grid point s to grid point j."""
-            h = lambdas[j] - lambdas[s]
-            return (math.exp(log_alphas[j] - log_alphas[s]) * state
+        def eps(state: torch.Tensor, j: int):
+            """(state with known elements set, eps prediction) at grid point j."""
+            state, out = predict(state, times[j] * self.num_timesteps - 1)
+            if bounds is not None:
+                _, out = x0_and_eps(state, out, math.exp(log_alphas[j]), sigmas[j], bounds)
+            return state, out
+
+        def move(state: torch.Tensor, j: int, eps_s: torch.Tensor) -> torch.Tensor:
+            """First-order (DDIM) move of ``state`` from the step's start to grid point j."""
+            h = lambdas[j] - lambdas[0]
+            return (math.exp(log_alphas[j] - log_alphas[0]) * state
                     - sigmas[j] * math.expm1(h) * eps_s)
 
-        orders = self.solver_orders(num_steps)
-        i = 0
-        for index, order in enumerate(tqdm(orders, desc=type(self).__name__,
-                                           disable=not progress)):
-            t = i + order
-            h = lambdas[t] - lambdas[i]
-            eps_s = eps(x, i)
-            if order == 1:
-                x = predict(x, i, t, eps_s)
-            elif order == 2:
-                r1 = (lambdas[i + 1] - lambdas[i]) / h
-                d1 = eps(predict(x, i, i + 1, eps_s), i + 1) - eps_s
-                x = predict(x, i, t, eps_s) - sigmas[t] * math.expm1(h) / (2 * r1) * d1
-            else:
-                r1 = (lambdas[i + 1] - lambdas[i]) / h
-                r2 = (lambdas[i + 2] - lambdas[i]) / h
-                d1 = eps(predict(x, i, i + 1, eps_s), i + 1) - eps_s
-                phi_22 = math.expm1(r2 * h) / (r2 * h) - 1
-                u2 = predict(x, i, i + 2, eps_s) - sigmas[i + 2] * r2 / r1 * phi_22 * d1
-                d2 = eps(u2, i + 2) - eps_s
-                phi_2 = math.expm1(h) / h - 1
-                x = predict(x, i, t, eps_s) - sigmas[t] / r2 * phi_2 * d2
-            i = t
-            if callback is not None:
-                callback(index, x)
-        return x.to(noise.dtype)
+        h = lambdas[order] - lambdas[0]
+        x, eps_s = eps(x, 0)
+        if order == 1:
+            return move(x, 1, eps_s)
+        r1 = (lambdas[1] - lambdas[0]) / h
+        d1 = eps(move(x, 1, eps_s), 1)[1] - eps_s
+        if order == 2:
+            return move(x, 2, eps_s) - sigmas[2] * math.expm1(h) / (2 * r1) * d1
+        r2 = (lambdas[2] - lambdas[0]) / h
+        phi_22 = math.expm1(r2 * h) / (r2 * h) - 1
+        u2 = move(x, 2, eps_s) - sigmas[2] * r2 / r1 * phi_22 * d1
+        d2 = eps(u2, 2)[1] - eps_s
+        phi_2 = math.expm1(h) / h - 1
+        return move(x, 3, eps_s) - sigmas[3] / r2 * phi_2 * d2

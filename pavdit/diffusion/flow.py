@@ -11,17 +11,20 @@ sampler's starting point alike), the path and velocity target are rectified flow
 sampler mirrors the state back into the box after every Euler step, so samples never leave the
 range the latents occupy. ``prior='normal'`` keeps the untruncated Gaussian (reflection only in
 sampling); docs/generation.md compares the two on a known distribution.
+
+``bounds`` in :meth:`~pavdit.diffusion.base.DiffusionScheduler.sample`: :class:`ReflectedFlow`
+reflects every step into the box (its constructor's box when none is given) and draws the known
+elements' re-noising noise from its prior on that box; :class:`RectifiedFlow` leaves its Euler path
+untouched and only the returned sample is clamped into the box (by the base class).
 """
-from typing import Callable, Optional, Tuple, Union
+from typing import List, Optional, Tuple
 
 import torch
-from tqdm import tqdm
 
-from pavdit.diffusion.conditions import (Condition, KnownElements, ModelFn, check_sampling_args,
-                                         check_training_args, guided_prediction, masked_mse)
+from pavdit.diffusion.base import Bound, Bounds, DiffusionScheduler, Predict, check_bounds
+from pavdit.diffusion.conditions import Condition, ModelFn, check_training_args, masked_mse
 from pavdit.registry import DIFFUSION_SCHEDULERS
 
-Bound = Union[float, torch.Tensor]
 TIMESTEP_SAMPLINGS = ('uniform', 'logit_normal')
 PRIORS = ('truncated_normal', 'normal')
 
@@ -55,8 +58,8 @@ def reflect(x: torch.Tensor, low: Bound, high: Bound) -> torch.Tensor:
 
 
 @DIFFUSION_SCHEDULERS.register_module()
-class RectifiedFlow:
-    """Rectified-flow objective and Euler sampler.
+class RectifiedFlow(DiffusionScheduler):
+    """Rectified-flow objective and Euler sampler (``bounds`` in sampling: module docstring).
 
     Args:
         num_timesteps: scale of the time the network sees (``t * num_timesteps``).
@@ -108,8 +111,8 @@ class RectifiedFlow:
     def draw_noise(self, shape, bounds: Optional[Tuple[Bound, Bound]] = None,
                    generator: Optional[torch.Generator] = None, device=None,
                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Samples of the prior (the x at t = 1), ``shape``: the standard Gaussian. ``bounds`` is
-        used by :class:`ReflectedFlow` only."""
+        """Samples of the prior (the x at t = 1), ``shape``: the standard Gaussian, untruncated
+        (``bounds`` is for :class:`ReflectedFlow`'s prior on the box and is not used here)."""
         return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor,
@@ -135,45 +138,22 @@ class RectifiedFlow:
         pred = model_fn(self.add_noise(x0, noise, timesteps), timesteps, condition)
         return dict(loss=masked_mse(pred, noise - x0, mask), t_mean=t.mean())
 
-    def _step_constraint(self, bounds: Optional[Tuple[Bound, Bound]]
-                         ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """What is applied to the state after every Euler step; rectified flow: nothing."""
-        return lambda x: x
-
-    @torch.no_grad()
-    def sample(self, model_fn: ModelFn, noise: torch.Tensor, condition: Condition = None,
-               null_condition: Condition = None, guidance_scale: float = 1.0,
-               num_steps: Optional[int] = None, known: Optional[torch.Tensor] = None,
-               known_mask: Optional[torch.Tensor] = None,
-               generator: Optional[torch.Generator] = None, progress: bool = False,
-               bounds: Optional[Tuple[Bound, Bound]] = None,
-               callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
-        """Integrate from ``noise`` (B, ...) at t = 1 to a sample x0 (B, ...) in noise's dtype.
-
-        The state is kept in at least fp32; the model sees it in noise's dtype. Known elements are
-        re-noised to the current t (with noise from :meth:`draw_noise`) before every model call
-        and set exactly at the end; ``callback(step_index, x)`` sees the state after every step.
-        ``bounds`` is used by :class:`ReflectedFlow` only.
-        """
-        num_steps = check_sampling_args(noise, num_steps, self.num_sampling_steps, guidance_scale)
+    def sampling_plan(self, num_steps: int) -> List[Tuple[float, float]]:
+        """The Euler steps (t, t_next), consecutive points of :meth:`sampling_times`."""
         times = self.sampling_times(num_steps).tolist()
-        constrain = self._step_constraint(bounds)
-        x = noise.to(torch.promote_types(noise.dtype, torch.float32))
-        fixed = KnownElements.from_args(known, known_mask, x, generator, lambda: self.draw_noise(
-            x.shape, bounds, generator, x.device, x.dtype))
-        for i in tqdm(range(len(times) - 1), desc=type(self).__name__, disable=not progress):
-            timesteps = torch.full((x.shape[0],), times[i] * self.num_timesteps,
-                                   device=x.device, dtype=torch.float32)
-            if fixed is not None:
-                x = fixed.paste(x, self.add_noise(fixed.value, fixed.noise, timesteps))
-            v = guided_prediction(model_fn, x.to(noise.dtype), timesteps, condition,
-                                  null_condition, guidance_scale).to(x.dtype)
-            x = constrain(x - (times[i] - times[i + 1]) * v)
-            if callback is not None:
-                callback(i, x)
-        if fixed is not None:
-            x = fixed.paste(x, fixed.value)
-        return x.to(noise.dtype)
+        return list(zip(times[:-1], times[1:]))
+
+    def sampling_step(self, x: torch.Tensor, entry: Tuple[float, float], predict: Predict,
+                      generator: Optional[torch.Generator],
+                      bounds: Optional[Bounds]) -> torch.Tensor:
+        """One Euler step ``x - (t - t_next) v`` from t to t_next, then :meth:`_constrain`."""
+        t, t_next = entry
+        x, v = predict(x, t * self.num_timesteps)
+        return self._constrain(x - (t - t_next) * v, bounds)
+
+    def _constrain(self, x: torch.Tensor, bounds: Optional[Bounds]) -> torch.Tensor:
+        """What is applied to the state after every Euler step; rectified flow: nothing."""
+        return x
 
 
 @DIFFUSION_SCHEDULERS.register_module()
@@ -195,7 +175,7 @@ class ReflectedFlow(RectifiedFlow):
         super().__init__(**kwargs)
         if prior not in PRIORS:
             raise ValueError(f'unknown prior {prior!r}; choose one of {PRIORS}')
-        self._check_bounds(bounds)
+        check_bounds(bounds)
         self.bounds, self.prior = bounds, prior
 
     def draw_noise(self, shape, bounds: Optional[Tuple[Bound, Bound]] = None,
@@ -208,19 +188,11 @@ class ReflectedFlow(RectifiedFlow):
         low, high = self._resolve_bounds(bounds)
         return truncated_normal(shape, low, high, generator, device, dtype)
 
-    def _resolve_bounds(self, bounds: Optional[Tuple[Bound, Bound]]) -> Tuple[Bound, Bound]:
+    def _resolve_bounds(self, bounds: Optional[Bounds]) -> Bounds:
         if bounds is None:
             return self.bounds
-        self._check_bounds(bounds)
-        return bounds
+        return check_bounds(bounds)
 
-    @staticmethod
-    def _check_bounds(bounds: Tuple[Bound, Bound]) -> None:
-        low, high = bounds
-        if not bool(torch.all(torch.as_tensor(low) < torch.as_tensor(high))):
-            raise ValueError(f'reflection bounds need low < high everywhere, got {bounds}')
-
-    def _step_constraint(self, bounds: Optional[Tuple[Bound, Bound]]
-                         ) -> Callable[[torch.Tensor], torch.Tensor]:
-        bounds = self._resolve_bounds(bounds)
-        return lambda x: reflect(x, *bounds)
+    def _constrain(self, x: torch.Tensor, bounds: Optional[Bounds]) -> torch.Tensor:
+        """Reflect into the box (``sample`` hands its checked box, or the constructor's)."""
+        return reflect(x, *(self.bounds if bounds is None else bounds))

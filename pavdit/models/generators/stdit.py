@@ -8,7 +8,6 @@ the planes at each canvas position, cross-attention to the condition tokens, MLP
       t --sin-cos + MLP--> t_emb (B, D) --SiLU, Linear--> t6 (B, 6D)   (adaLN-single)
       [STDiTBlock x depth] --final adaLN + Linear--> (B, C, F, Hc, Wc)
 """
-import math
 from collections.abc import Mapping
 from typing import Optional, Sequence, Tuple
 
@@ -17,31 +16,10 @@ from einops import rearrange
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pavdit.models.layers import CrossAttention, Mlp, SelfAttention, sincos_2d
+from pavdit.models.layers import (CrossAttention, Mlp, SelfAttention, TimestepEmbedder, modulate,
+                                  sincos_2d)
 from pavdit.registry import MODELS
 from pavdit.utils.validation import check_tensor, describe
-
-
-def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """adaLN: x * (1 + scale) + shift, with (B, 1, D) shift and scale."""
-    return x * (1 + scale) + shift
-
-
-class TimestepEmbedder(nn.Module):
-    """Scalar timesteps (B,) -> (B, dim): 256-d sinusoidal features through an MLP."""
-
-    def __init__(self, dim: int, frequency_dim: int = 256):
-        super().__init__()
-        self.frequency_dim = frequency_dim
-        self.mlp = nn.Sequential(nn.Linear(frequency_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
-
-    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
-        half = self.frequency_dim // 2
-        frequencies = torch.exp(-math.log(10000) * torch.arange(half, device=timesteps.device,
-                                                                 dtype=torch.float32) / half)
-        angles = timesteps.float()[:, None] * frequencies[None]
-        features = torch.cat([angles.cos(), angles.sin()], dim=-1)
-        return self.mlp(features.to(self.mlp[0].weight.dtype))
 
 
 class STDiTBlock(nn.Module):
