@@ -195,3 +195,20 @@ def test_scheduler_is_selectable_from_the_command_line(name):
         cfg.merge_from_dict({'model.scheduler.type': name})  # what --cfg-options does
         scheduler = DIFFUSION_SCHEDULERS.build(cfg.model.scheduler)
         assert type(scheduler).__name__ == name and scheduler.num_sampling_steps == 30
+
+
+def test_interfaces_name_what_a_subclass_lacks():
+    from pavdit.models.multi_phase_model import MultiPhaseModel
+    from pavdit.models.text_encoders.conditioners import Conditioner
+
+    class NoPhases(MultiPhaseModel):
+        def forward(self, mode='tensor', **batch):
+            return self.loss(batch)
+
+    class NoNull(Conditioner):
+        input_key = 'label'
+
+    with pytest.raises(NotImplementedError, match='NoPhases must define phases'):
+        NoPhases().train_step({}, None)
+    with pytest.raises(NotImplementedError, match='NoNull must define null'):
+        NoNull().null_like(dict(tokens=torch.zeros(2, 1, 4)))

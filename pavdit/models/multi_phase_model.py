@@ -36,10 +36,14 @@ class MultiPhaseModel(BaseModel):
     """
 
     def phases(self) -> Sequence[str]:
-        raise NotImplementedError
+        """Abstract: this iteration's phase names, in order."""
+        raise NotImplementedError(f'{type(self).__name__} must define phases() to subclass '
+                                  f'MultiPhaseModel')
 
     def phase_losses(self, phase: str, batch: dict, carry: dict) -> Dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Abstract: the loss dict of ``phase`` on a preprocessed batch."""
+        raise NotImplementedError(f'{type(self).__name__} must define phase_losses() to subclass '
+                                  f'MultiPhaseModel')
 
     def frozen_during(self, phase: str) -> List[nn.Module]:
         """Modules whose parameters must stay out of ``phase``'s backward pass."""

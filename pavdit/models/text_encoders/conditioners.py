@@ -42,8 +42,9 @@ class Conditioner(nn.Module):
     def null(self, batch_size: int, device: Optional[torch.device] = None,
              length: Optional[int] = None) -> Dict[str, torch.Tensor]:
         """The all-null condition of ``batch_size`` samples with ``length`` tokens (default: the
-        conditioner's own length)."""
-        raise NotImplementedError
+        conditioner's own length). Abstract: every conditioner defines it."""
+        raise NotImplementedError(f'{type(self).__name__} must define null() to subclass '
+                                  f'Conditioner')
 
     def null_like(self, condition: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
         """The null condition shaped as ``condition`` (batch, tokens, device): the unconditional
