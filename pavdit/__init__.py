@@ -1,5 +1,4 @@
 """pavdit: sounding-video generation with projected latent audio-video diffusion transformers."""
-# Safe checkpoint loading and atomic checkpoint writes must be in force before any Runner runs.
-from pavdit.engine import compat  # noqa: F401
-
+# Importing pavdit changes nothing process-wide: programs that run mmengine Runners call
+# pavdit.engine.compat.install() first (safe checkpoint loads, atomic saves).
 __version__ = '0.1.0'

@@ -9,8 +9,9 @@ losses, generators, text encoders, baselines) live in the single ``MODELS`` chil
 sub-package. Concepts that are not modules get their own parentless registries:
 ``ATTENTION_KERNELS`` (functions ``kernel(q, k, v, mask=None)``) and ``DIFFUSION_SCHEDULERS``.
 
-Every registry (and its mmengine parent) answers an unknown ``type`` with the closest registered
-names (:class:`UnknownTypeError`).
+Every registry answers an unknown ``type`` with the closest registered names
+(:class:`UnknownTypeError`); so do mmengine's root registries once
+:func:`pavdit.engine.compat.install` has run.
 """
 import difflib
 import functools
@@ -79,7 +80,6 @@ ATTENTION_KERNELS = Registry('attention kernel',
 DIFFUSION_SCHEDULERS = Registry('diffusion scheduler', locations=['pavdit.diffusion'])
 
 
-
 class UnknownTypeError(KeyError):
     """A config names a ``type`` that no registry in its scope holds."""
 
@@ -121,11 +121,23 @@ def _suggesting_build(build_func):
     return build
 
 
-for _registry in [value for value in list(globals().values()) if isinstance(value, Registry)]:
-    for _reg in {_registry, *([_registry.parent] if _registry.parent else [])}:
-        if not getattr(_reg.build_func, '_suggests_names', False):
-            _reg.build_func = _suggesting_build(_reg.build_func)
-            _reg.build_func._suggests_names = True
+def suggest_close_names(mmengine_roots: bool = False) -> None:
+    """Make every pavdit registry (and, with ``mmengine_roots``, its mmengine parent, through which
+    the Runner builds) answer an unknown ``type`` with the closest registered names. Idempotent.
+
+    pavdit's own registries get this at import; the mmengine roots are shared by every package in
+    the process, so they are changed only by :func:`pavdit.engine.compat.install`.
+    """
+    own = [value for value in globals().values()
+           if isinstance(value, Registry) and value.scope == SCOPE]
+    roots = [reg.parent for reg in own if reg.parent] if mmengine_roots else []
+    for reg in {*own, *roots}:
+        if not getattr(reg.build_func, '_suggests_names', False):
+            reg.build_func = _suggesting_build(reg.build_func)
+            reg.build_func._suggests_names = True
+
+
+suggest_close_names()
 
 # Kernels are plain functions that users pick by name; fill their registry now so that listing it
 # (``sorted(ATTENTION_KERNELS.module_dict)``) shows them without a build first.

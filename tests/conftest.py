@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from pavdit.engine import compat
+
+# Tests build mmengine Runners in-process, as tools/train.py does after the same call.
+compat.install()
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

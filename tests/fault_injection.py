@@ -20,7 +20,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-from pavdit.engine import compat
+from pavdit.utils import checkpoint_io
 from pavdit.registry import HOOKS
 
 
@@ -41,7 +41,7 @@ class KillTrainingHook(Hook):
             return
         if not self.during_save:
             _die()
-        compat.os.fsync = _die  # the next file write (this checkpoint) dies half-way
+        checkpoint_io.os.fsync = _die  # the next file write (this checkpoint) dies half-way
 
 
 def _fill_floats(data, value: float) -> None:

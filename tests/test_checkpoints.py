@@ -8,7 +8,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from pavdit.engine import compat
-from pavdit.engine.compat import UnsafeCheckpointError, load_checkpoint_file
+from pavdit.utils import checkpoint_io
+from pavdit.utils.checkpoint_io import UnsafeCheckpointError, load_checkpoint_file
 from tests.conftest import REPO_ROOT
 
 TINY = REPO_ROOT / 'configs/toy/tiny_attention_regressor.py'
@@ -69,7 +70,7 @@ def test_mmengine_loader_goes_through_the_safe_loader(tmp_path):
 
 def test_getattr_is_not_on_the_allow_list():
     allowed = torch.serialization.get_safe_globals()
-    assert getattr not in allowed and all(g is not getattr for g in compat.SAFE_GLOBALS)
+    assert getattr not in allowed and all(g is not getattr for g in checkpoint_io.SAFE_GLOBALS)
 
 
 def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -80,8 +81,41 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     def crash(*args):
         raise KeyboardInterrupt('killed during save')
 
-    monkeypatch.setattr(compat.os, 'replace', crash)
+    monkeypatch.setattr(checkpoint_io.os, 'replace', crash)
     with pytest.raises(KeyboardInterrupt):
         backend.put(b'half-written', target)
     assert target.read_bytes() == b'good checkpoint'
     assert [p.name for p in tmp_path.iterdir()] == ['latest.pth']  # no temp file left behind
+
+
+_PATCH_STATE = """
+import torch
+from mmengine.fileio.backends import backends
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.registry import MODELS
+from mmengine.runner.checkpoint import CheckpointLoader
+print(CheckpointLoader._schemes[''].__module__, backends['local'].__name__,
+      HistoryBuffer.__getstate__.__qualname__,
+      getattr(MODELS.build_func, '_suggests_names', False),
+      len(torch.serialization.get_safe_globals()))
+"""
+
+
+def test_importing_pavdit_patches_nothing_until_install():
+    """Plain ``import pavdit`` (and building its models, loading its checkpoints) leaves mmengine
+    and torch as they were; only ``pavdit.engine.compat.install()`` changes them."""
+    import subprocess
+    import sys
+    script = ('import pavdit, pavdit.engine, pavdit.models\n'
+              'from pavdit.utils.checkpoint_io import load_checkpoint_file\n' + _PATCH_STATE
+              + 'from pavdit.engine import compat\ncompat.install()\ncompat.install()\n'
+              + _PATCH_STATE)
+    before = subprocess.run([sys.executable, '-c', _PATCH_STATE], capture_output=True, text=True,
+                            check=True).stdout.split()
+    after_import, after_install = (
+        line.split() for line in subprocess.run(
+            [sys.executable, '-c', script], capture_output=True, text=True, check=True,
+            cwd=REPO_ROOT).stdout.splitlines())
+    assert after_import == before
+    assert after_install == ['pavdit.utils.checkpoint_io', 'AtomicLocalBackend', '_history_buffer_state', 'True',
+                             before[-1]]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from pavdit.engine.compat import load_checkpoint_file
+from pavdit.utils.checkpoint_io import load_checkpoint_file
 from tests.conftest import REPO_ROOT, run_tool
 from tests.test_generator import _small_pavdit
 

@@ -3,14 +3,14 @@ import textwrap
 
 import torch
 
-from pavdit.engine.compat import load_checkpoint_file
+from pavdit.utils.checkpoint_io import load_checkpoint_file
 
 from tests.conftest import REPO_ROOT, run_tool
 
 PLUGIN = '''
 import torch
 
-from pavdit.engine.compat import load_checkpoint_file
+from pavdit.utils.checkpoint_io import load_checkpoint_file
 from torch import nn
 
 from pavdit.models.layers import SelfAttention

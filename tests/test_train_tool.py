@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from pavdit.engine.compat import load_checkpoint_file
+from pavdit.utils.checkpoint_io import load_checkpoint_file
 from tests.conftest import run_tool
 
 CONFIG = 'configs/toy/tiny_attention_regressor.py'

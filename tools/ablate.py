@@ -28,7 +28,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-import pavdit  # noqa: E402,F401
+from pavdit.engine import compat  # noqa: E402
 from pavdit.models.autoencoders.scaling import scale_mdsa_config  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -139,6 +139,7 @@ def markdown_table(rows: list, args) -> str:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    compat.install()  # safe checkpoint loading, atomic checkpoint saves
     rows = []
     for name in args.configs:
         for seed in args.seeds:

@@ -41,8 +41,7 @@ for iters in 10 20; do
     | grep -E "Iter\(train\)|Error|error|resumed|Saving" | tee -a "$OUT/distributed.log"
 done
 python3 - <<EOF 2>&1 | tee -a "$OUT/distributed.log"
-import pavdit
-from pavdit.engine.compat import load_checkpoint_file
+from pavdit.utils.checkpoint_io import load_checkpoint_file
 ckpt = load_checkpoint_file('$W/fsdp/iter_20.pth')
 sd = ckpt['state_dict']
 print('fsdp checkpoint iter', ckpt['meta']['iter'], 'ema_steps', int(sd['ema_steps']),

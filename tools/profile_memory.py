@@ -21,7 +21,6 @@ from mmengine.logging import MessageHub  # noqa: E402
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 
-import pavdit  # noqa: E402,F401
 from pavdit.registry import MODELS  # noqa: E402
 
 

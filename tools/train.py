@@ -20,8 +20,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-import pavdit  # noqa: E402,F401  (safe checkpoint loading, atomic saves)
-from pavdit.engine import init_cpu_distributed  # noqa: E402
+from pavdit.engine import compat, init_cpu_distributed  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -69,6 +68,7 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    compat.install()  # safe checkpoint loading, atomic checkpoint saves
     cfg = build_config(args)
     flexible = cfg.get('runner_type') == 'FlexibleRunner'  # FSDP / DeepSpeed strategies
     if flexible and not torch.cuda.is_available():

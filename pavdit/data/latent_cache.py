@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from pavdit.engine.compat import UnsafeCheckpointError, load_checkpoint_file
+from pavdit.utils.checkpoint_io import UnsafeCheckpointError, load_checkpoint_file
 from pavdit.registry import DATASETS
 from pavdit.utils.validation import describe
 

@@ -1,5 +1,5 @@
 """Training plumbing on top of mmengine: checkpoint compatibility, launch helpers, optimizers, hooks."""
-from pavdit.engine import compat  # noqa: F401  (first: the allow-list must exist before loads)
+from pavdit.engine import compat
 from pavdit.engine.distributed import init_cpu_distributed
 from pavdit.engine.hooks import FitLatentStatsHook, RandomStateHook
 from pavdit.engine.model_wrappers import (ModelStepDistributedDataParallel,

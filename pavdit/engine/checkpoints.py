@@ -6,7 +6,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from torch import nn
 
-from pavdit.engine.compat import load_checkpoint_file
+from pavdit.utils.checkpoint_io import load_checkpoint_file
 from pavdit.registry import MODELS
 
 

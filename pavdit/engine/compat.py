@@ -1,44 +1,31 @@
-"""Make mmengine 0.10.7 checkpoints load safely under torch >= 2.6, and write them atomically.
+"""Opt-in, process-wide patches that make mmengine 0.10.7 Runners safe under torch >= 2.6.
 
-torch >= 2.6 loads with ``weights_only=True`` and refuses any global it does not know, which includes
-what mmengine stores in a checkpoint's ``meta`` (its ``HistoryBuffer`` and numpy arrays/scalars).
-Instead of turning ``weights_only`` off (a checkpoint could then run arbitrary code), we allow-list
-exactly those globals and route every mmengine local checkpoint load through
-:func:`load_checkpoint_file`, which always loads with ``weights_only=True`` and turns a refusal into
-an :class:`UnsafeCheckpointError` that names the file.
+Importing pavdit changes nothing in mmengine or torch. A program that runs an mmengine Runner on
+pavdit checkpoints calls :func:`install` once before building it (tools/train.py and tools/ablate.py
+do, and so does the test suite's conftest). It is idempotent and does four things:
 
-mmengine writes checkpoints with ``open(path, 'wb')``: a process killed mid-save leaves a truncated
-file where the last good checkpoint was. :class:`AtomicLocalBackend` replaces the local file backend
-so that every ``put`` writes a temporary file in the same folder and renames it into place.
-
-Importing this module is enough; :mod:`pavdit` imports it first.
+- every mmengine local checkpoint load goes through
+  :func:`pavdit.utils.checkpoint_io.load_checkpoint_file` (``weights_only=True`` with an explicit
+  allow-list), so ``resume`` and ``load_from`` never execute code;
+- mmengine's local file backend is replaced by :class:`AtomicLocalBackend`: mmengine writes
+  checkpoints with ``open(path, 'wb')``, so a process killed mid-save would leave a truncated file
+  where the last good checkpoint was;
+- ``HistoryBuffer`` is pickled without its statistics-method table (see
+  :func:`_history_buffer_state`), so the checkpoints the Runner writes load under the allow-list;
+- mmengine's root registries answer an unknown ``type`` with the closest registered names, as
+  pavdit's own registries always do (:func:`pavdit.registry.suggest_close_names`).
 """
-import os
-import os.path as osp
-import pickle
-import tempfile
 from pathlib import Path
 from typing import Union
 
-import numpy as np
-import torch
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import CheckpointLoader
 
-# Everything an mmengine checkpoint's ``meta`` and ``message_hub`` hold besides tensors and
-# builtins. numpy pickles arrays via ``_reconstruct`` + ``ndarray`` + ``dtype`` (and the concrete
-# dtype classes of numpy >= 1.25), scalars via ``scalar``.
-SAFE_GLOBALS = [
-    HistoryBuffer,
-    np.ndarray,
-    np.dtype,
-    np._core.multiarray._reconstruct,
-    np._core.multiarray.scalar,
-    *(type(np.dtype(name)) for name in (
-        'float16', 'float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'bool')),
-]
-torch.serialization.add_safe_globals(SAFE_GLOBALS)
+from pavdit.registry import suggest_close_names
+from pavdit.utils import checkpoint_io
+
+_installed = False
 
 
 def _history_buffer_state(self: HistoryBuffer) -> dict:
@@ -52,64 +39,32 @@ def _history_buffer_state(self: HistoryBuffer) -> dict:
     return {key: value for key, value in self.__dict__.items() if key != 'statistics_methods'}
 
 
-HistoryBuffer.__getstate__ = _history_buffer_state
-
-
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint needs a global outside the allow-list, i.e. it could execute code."""
-
-
-def load_checkpoint_file(filename: str, map_location=None, mmap: bool = False):
-    """Load a local checkpoint with ``weights_only=True`` (never executes code).
-
-    ``mmap=True`` maps the tensors instead of reading them (cheap when only ``meta`` is needed).
-
-    Raises:
-        FileNotFoundError: ``filename`` does not exist.
-        UnsafeCheckpointError: the file needs a global outside :data:`SAFE_GLOBALS`.
-    """
-    filename = osp.expanduser(str(filename))
-    if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} does not exist')
-    try:
-        return torch.load(filename, map_location=map_location, weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as err:
-        raise UnsafeCheckpointError(
-            f'refused to load checkpoint {filename}: it holds objects outside pavdit\'s '
-            f'weights-only allow-list (pavdit/engine/compat.py SAFE_GLOBALS), so loading it '
-            f'could execute code. Only load checkpoints you trust; if this one is yours, add the '
-            f'exact class it names to the allow-list.\nDetail: {err}') from err
-
-
-# '' is the scheme mmengine uses for local paths; replace its loader with ours.
-CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
-
-
 class AtomicLocalBackend(LocalBackend):
     """mmengine's local file backend, but every write is temp-file + ``os.replace``."""
 
     def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
-        _atomic_write(filepath, obj)
+        checkpoint_io.atomic_write(filepath, obj)
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
-        _atomic_write(filepath, obj.encode(encoding))
+        checkpoint_io.atomic_write(filepath, obj.encode(encoding))
 
 
-def _atomic_write(filepath: Union[str, Path], data: bytes) -> None:
-    folder = osp.dirname(osp.abspath(filepath))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix=osp.basename(filepath))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+def install() -> None:
+    """Apply the patches listed in the module docstring (once per process; later calls do
+    nothing)."""
+    global _installed
+    if _installed:
+        return
+    HistoryBuffer.__getstate__ = _history_buffer_state
+    # '' is the scheme mmengine uses for local paths; replace its loader with ours.
+    CheckpointLoader.register_scheme(prefixes='', loader=checkpoint_io.load_checkpoint_file,
+                                     force=True)
+    # prefixes='': plain paths (no scheme) are what mmengine resolves to the 'local' backend.
+    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+    suggest_close_names(mmengine_roots=True)
+    _installed = True
 
 
-# prefixes='': plain paths (no scheme) are what mmengine resolves to the 'local' backend.
-register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+def installed() -> bool:
+    """Whether :func:`install` has run in this process."""
+    return _installed

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from pavdit.data import SoundingVideoDataset, sounding_video_collate  # noqa: E402
 from pavdit.data.latent_cache import LatentCacheDataset, _check_shard, save_shard  # noqa: E402
 from pavdit.data.synthetic import SyntheticSoundingVideo  # noqa: E402
-from pavdit.engine.compat import load_checkpoint_file  # noqa: E402
+from pavdit.utils.checkpoint_io import load_checkpoint_file  # noqa: E402
 
 # Latent plane shapes (C, h, w) per item. paper: configs/_base_/models/mdsa.py at 256x256x16 video
 # and 64x16 mel frames (video patch 8 -> 32x32 planes, audio patch 4 -> 16x4), 4 channels:

@@ -16,7 +16,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from pavdit.engine.compat import load_checkpoint_file
+from pavdit.utils.checkpoint_io import load_checkpoint_file
 
 
 def _conv_block(conv: type, in_channels: int, out_channels: int, kernel, stride) -> nn.Sequential:
