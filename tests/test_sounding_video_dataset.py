@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from pavdit.data import SoundingVideoDataset, sounding_video_collate
+from pavdit.data import SoundingVideoDataset, read_items, sounding_video_collate
 from pavdit.data import probe_cache
 from pavdit.data.media import write_mp4
 from pavdit.data.preprocessor import SoundingVideoDataPreprocessor
@@ -246,6 +246,9 @@ def test_test_mode_drops_a_bad_file_and_never_duplicates_a_clip(root_with_a_bad_
     # A batch of 2 around the bad file: [c, None] -> c alone.
     pairs = list(DataLoader(ds, batch_size=2, collate_fn=sounding_video_collate))
     assert [len(batch['meta']) for batch in pairs] == [2, 1]
+    # What tools read beside their batches: the same kept items, in order.
+    kept = read_items(ds, range(2, 4))
+    assert [item['meta']['path'] for item in kept] == [str(root / 'test' / 'c.mp4')]
 
 
 def test_an_all_dropped_batch_gives_no_predictions(root_with_a_bad_file):

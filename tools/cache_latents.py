@@ -24,7 +24,7 @@ from mmengine.config import Config  # noqa: E402
 from mmengine.registry import init_default_scope  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from pavdit.data import sounding_video_collate  # noqa: E402
+from pavdit.data import read_items, sounding_video_collate  # noqa: E402
 from pavdit.data.latent_cache import save_shard  # noqa: E402
 from pavdit.engine.checkpoints import load_model  # noqa: E402
 from pavdit.registry import DATASETS  # noqa: E402
@@ -82,9 +82,9 @@ def main(argv=None) -> None:
         rows = list(range(start, min(start + args.shard_size, len(dataset))))
         shard = dict(latents={}, label=[], text=[], meta=[])
         for first in range(0, len(rows), args.batch_size):
-            items = [dataset[i] for i in rows[first:first + args.batch_size]]
-            progress.update(len(items))
-            items = [item for item in items if item is not None]  # bad files, dropped
+            chunk = rows[first:first + args.batch_size]
+            progress.update(len(chunk))
+            items = read_items(dataset, chunk)
             if not items:
                 continue
             batch = model.data_preprocessor(sounding_video_collate(items))

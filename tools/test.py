@@ -27,7 +27,7 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.evaluator import Evaluator  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from pavdit.data import sounding_video_collate  # noqa: E402
+from pavdit.data import read_items, sounding_video_collate  # noqa: E402
 from pavdit.engine.checkpoints import checkpoint_meta, load_model_for_tool  # noqa: E402
 from pavdit.registry import DATASETS  # noqa: E402
 from tools.sample import video_like_audio  # noqa: E402
@@ -86,8 +86,7 @@ def reconstructed_batches(model, cfg, args, audio_transform):
     dataset = DATASETS.build(cfg[f'{args.split}_dataloader'].dataset)
     count = min(args.num_samples, len(dataset))
     for start in range(0, count, args.batch_size):
-        items = [dataset[i] for i in range(start, min(start + args.batch_size, count))]
-        items = [item for item in items if item is not None]  # test mode: bad files dropped
+        items = read_items(dataset, range(start, min(start + args.batch_size, count)))
         if not items:
             continue
         batch = model.data_preprocessor(sounding_video_collate(items))

@@ -4,12 +4,18 @@ mmengine's ``pseudo_collate`` recurses into ``meta`` and fails on per-item lists
 lengths (event frames); ``default_collate`` does the same. This one stacks only tensors and numbers.
 """
 from collections.abc import Mapping
-from typing import List, Sequence
+from typing import Iterable, List, Sequence
 
 import torch
 
 from pavdit.registry import FUNCTIONS
 from pavdit.utils.validation import describe
+
+
+def read_items(dataset, indices: Iterable[int]) -> List[dict]:
+    """``dataset[i]`` for each index, leaving out the None a test-mode dataset returns for a file
+    found bad when read (so a tool that uses the items beside their batch sees the same ones)."""
+    return [item for item in (dataset[i] for i in indices) if item is not None]
 
 
 @FUNCTIONS.register_module()

@@ -18,6 +18,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from tqdm import tqdm
 
+from pavdit.data.collate import read_items
 from pavdit.evaluation.frechet import feature_statistics, frechet_distance, kernel_distance
 from pavdit.models.builder import build_module
 from pavdit.registry import DATASETS, METRICS
@@ -93,8 +94,7 @@ class _DetectorMetric(BaseMetric):
         key = 'video' if self.modality == 'video' else 'waveform'
         features = []
         for start in tqdm(range(0, count, self.batch_size), desc='real features', unit='batch'):
-            items = [dataset[i] for i in range(start, min(start + self.batch_size, count))]
-            items = [item for item in items if item is not None]  # bad files, dropped
+            items = read_items(dataset, range(start, min(start + self.batch_size, count)))
             if not items:
                 continue
             signals = torch.stack([item[key] for item in items])
