@@ -1,13 +1,20 @@
 """Shared test fixtures."""
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from hypothesis import settings
 
 from pavdit.engine import compat
+
+# Every hypothesis test tries the same examples on every run and machine (no example database).
+settings.register_profile('pavdit', derandomize=True, database=None, deadline=None)
+settings.load_profile('pavdit')
 
 # Tests build mmengine Runners in-process, as tools/train.py does after the same call.
 compat.install()
@@ -16,8 +23,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_threads():
+def _seed():
+    """Every global random source starts from the same state in every test."""
     torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
     yield
 
 
