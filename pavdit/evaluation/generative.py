@@ -77,6 +77,11 @@ class _DetectorMetric(BaseMetric):
         return f'{name}_{split}_{self.protocol}_{self.modality}_' \
                f'{hashlib.sha1(text.encode()).hexdigest()[:12]}'
 
+    def frechet_to_real(self, fake_features: Sequence[np.ndarray]) -> float:
+        """Frechet distance between the real set's features and ``fake_features`` (N x D)."""
+        return frechet_distance(*feature_statistics(self.real_features()),
+                                *feature_statistics(np.stack(fake_features)))
+
     def real_features(self) -> np.ndarray:
         if self.real_dataset_cfg is None:
             raise ValueError(f'{type(self).__name__} needs real_dataset (the config of the '
@@ -121,9 +126,7 @@ class FVDMetric(_DetectorMetric):
     default_prefix = 'fvd'
 
     def compute_metrics(self, results: list) -> dict:
-        fake = np.stack(results)
-        return dict(fvd=frechet_distance(*feature_statistics(self.real_features()),
-                                         *feature_statistics(fake)))
+        return dict(fvd=self.frechet_to_real(results))
 
 
 @METRICS.register_module()
@@ -144,9 +147,7 @@ class FADMetric(_DetectorMetric):
     default_prefix = 'fad'
 
     def compute_metrics(self, results: list) -> dict:
-        fake = np.stack(results)
-        return dict(fad=frechet_distance(*feature_statistics(self.real_features()),
-                                         *feature_statistics(fake)))
+        return dict(fad=self.frechet_to_real(results))
 
 
 @METRICS.register_module()
