@@ -137,3 +137,37 @@ def test_the_flag_lives_where_the_backend_communicates(monkeypatch):
     monkeypatch.setattr(fake, 'get_backend', lambda: 'cpu:gloo,cuda:nccl')
     assert optim_wrappers._flag_device(torch.zeros(())) == torch.device('cpu')
     assert optim_wrappers._flag_device(on_device) == on_device.device
+
+
+def test_a_skipped_step_is_not_an_ema_step():
+    """MultiPhaseModel calls after_step (PAV-DiT's EMA update) only when no phase was skipped."""
+    from pavdit.models.multi_phase_model import MultiPhaseModel
+
+    class Regressor(MultiPhaseModel):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(3, 1)
+            self.after_steps = 0
+
+        def phases(self):
+            return ['main']
+
+        def phase_losses(self, phase, batch, carry):
+            return dict(loss_mse=(self.layer(batch['x']) - 1).pow(2).mean())
+
+        def forward(self, mode='loss', phase=None, carry=None, **batch):
+            return self.loss(batch, phase, carry)
+
+        def after_step(self, forward):
+            self.after_steps += 1
+
+    MessageHub.get_instance('skip-test-ema').update_info('skipped_steps', 0)
+    model = Regressor()
+    wrapper = SkipNonFiniteOptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    model.train_step(dict(x=torch.ones(2, 3)), wrapper)
+    before = model.layer.weight.detach().clone()
+    model.train_step(dict(x=torch.full((2, 3), float('nan'))), wrapper)
+    assert wrapper.skipped_last_step and torch.equal(model.layer.weight, before)
+    assert model.after_steps == 1
+    model.train_step(dict(x=torch.ones(2, 3)), wrapper)
+    assert not wrapper.skipped_last_step and model.after_steps == 2

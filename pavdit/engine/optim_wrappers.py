@@ -59,6 +59,7 @@ class _SkipNonFinite:
         super().__init__(*args, **kwargs)
         self.max_consecutive_skips = max_consecutive_skips
         self.consecutive_skips = 0
+        self.skipped_last_step = False  # read by MultiPhaseModel: no EMA update after a skip
 
     def update_params(self, loss: torch.Tensor, step_kwargs: Optional[dict] = None,
                       zero_kwargs: Optional[dict] = None) -> None:
@@ -68,6 +69,7 @@ class _SkipNonFinite:
         else:
             here = not torch.isfinite(loss).all()
             ranks = int(here)
+        self.skipped_last_step = bool(ranks)
         if not ranks:
             self.consecutive_skips = 0
             return super().update_params(loss, step_kwargs, zero_kwargs)

@@ -50,7 +50,8 @@ class MultiPhaseModel(BaseModel):
         return []
 
     def after_step(self, forward: nn.Module) -> None:
-        """Called once after the phases of an iteration, with the module the phases ran through."""
+        """Called once after the phases of an iteration, with the module the phases ran through;
+        not called when an optimizer wrapper skipped its step (non-finite loss)."""
 
     def optimizer_groups(self) -> Dict[str, List[nn.Parameter]]:
         """Parameters per phase, for ``ModelGroupsOptimWrapperConstructor``: by default every
@@ -70,7 +71,7 @@ class MultiPhaseModel(BaseModel):
         Returns the log variables of all phases."""
         forward = forward or self
         batch = self.data_preprocessor(data, True)
-        carry, log_vars = {}, {}
+        carry, log_vars, skipped = {}, {}, False
         for phase in self.phases():
             wrapper = (optim_wrapper[phase] if isinstance(optim_wrapper, OptimWrapperDict)
                        else optim_wrapper)
@@ -78,8 +79,12 @@ class MultiPhaseModel(BaseModel):
                 losses = forward(mode='loss', phase=phase, carry=carry, **batch)
             loss, phase_log_vars = self.parse_losses(losses)
             wrapper.update_params(loss)
+            # A skipping wrapper (non-finite loss, agreed across ranks) left the weights as they
+            # were; the EMA must not count that as a step.
+            skipped |= getattr(wrapper, 'skipped_last_step', False)
             log_vars.update(phase_log_vars)
-        self.after_step(forward)
+        if not skipped:
+            self.after_step(forward)
         return log_vars
 
     def val_step(self, data: Union[dict, list]) -> list:
