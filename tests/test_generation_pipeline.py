@@ -91,6 +91,22 @@ def test_sample_tool_writes_mp4_with_sound_and_png(pipeline, tmp_path):
             assert abs(seconds - 1.6) < 1e-6
 
 
+@pytest.mark.slow
+def test_compiled_bf16_sampling_and_compiled_training_run_from_the_tools(pipeline, tmp_path):
+    out = tmp_path / 'compiled'
+    run_tool('tools/sample.py', 'configs/pavdit/pavdit_synthetic_tiny.py',
+             str(pipeline['generator']), '--prompt', 'a video of thunder', '--num-samples', '1',
+             '--steps', '2', '--compile', '--precision', 'bf16', '--out', str(out))
+    with av.open(str(out / 'sample_0000.mp4')) as container:
+        assert container.streams.video[0].frames == 16 and len(container.streams.audio) == 1
+    run_tool('tools/train.py', PAVDIT_CACHED, '--compile', '--work-dir', str(tmp_path / 'gen'),
+             '--cfg-options', f'model.autoencoder.checkpoint={pipeline["autoencoder"]}',
+             f'train_dataloader.dataset.cache_dir={pipeline["cache"]}', 'train_cfg.max_iters=2')
+    assert (tmp_path / 'gen' / 'iter_2.pth').is_file()
+    model, _ = load_model(str(tmp_path / 'gen' / 'iter_2.pth'))  # plain keys: loads eagerly
+    assert model.ema_steps == 2
+
+
 def test_generator_checkpoint_is_self_contained(pipeline, tmp_path):
     moved = tmp_path / 'elsewhere.pth'
     shutil.copy(pipeline['autoencoder'], moved)

@@ -3,6 +3,7 @@
     python tools/sample.py CONFIG CHECKPOINT [--prompt TEXT ...] [--label N ...]
         [--num-samples N] [--steps S] [--cfg-scale W] [--seed S] [--out DIR]
         [--mode joint|audio_to_video|video_to_audio --source CLIP.mp4] [--device cuda]
+        [--precision bf16|fp32] [--compile [MODE]]
 
 Prompts (text models) or labels (class models) are cycled over the samples. The audio is the
 generated mel frames inverted with Griffin-Lim. audio_to_video / video_to_audio take the known
@@ -44,6 +45,13 @@ def parse_args(argv=None):
     parser.add_argument('--source', help='.mp4 giving the known modality (a2v / v2a)')
     parser.add_argument('--out', default='work_dirs/samples')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--precision', choices=['bf16', 'fp32'], default=None,
+                        help='the networks\' precision (bf16 autocast; the sampler state, '
+                             'decoding to sound and the files stay fp32); default: bf16 on '
+                             'CUDA, fp32 on CPU')
+    parser.add_argument('--compile', nargs='?', const='default', default=None, metavar='MODE',
+                        help='torch.compile the STDiT (MODE: default, reduce-overhead = with '
+                             'CUDA graphs, max-autotune); the first batch pays for compiling')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return parser.parse_args(argv)
 
@@ -71,6 +79,9 @@ def known_latents(model, audio_transform, source: str, count: int, mode: str) ->
 def main(argv=None) -> None:
     args = parse_args(argv)
     model, cfg = load_model_for_tool(args.config, args.checkpoint, args.device, args.cfg_options)
+    if args.compile:
+        model.compile_generators(mode=args.compile)
+    bf16 = (args.precision or ('bf16' if args.device.startswith('cuda') else 'fp32')) == 'bf16'
     audio_transform = video_like_audio(cfg)
     prompts = itertools.cycle(args.prompt) if args.prompt else None
     labels = itertools.cycle(args.label) if args.label else None
@@ -83,12 +94,14 @@ def main(argv=None) -> None:
         ids = torch.tensor([next(labels) for _ in range(count)]) if labels else None
         known = (known_latents(model, audio_transform, args.source, count, args.mode)
                  if args.mode != 'joint' else None)
-        outputs = model.sample(count, labels=ids, texts=texts, mode=args.mode,
-                               known_latents=known, num_steps=args.steps,
-                               guidance_scale=args.cfg_scale, generator=generator)
+        with torch.autocast(torch.device(args.device).type, torch.bfloat16, enabled=bf16):
+            outputs = model.sample(count, labels=ids, texts=texts, mode=args.mode,
+                                   known_latents=known, num_steps=args.steps,
+                                   guidance_scale=args.cfg_scale, generator=generator)
         for i, output in enumerate(outputs):
             index = done + i
-            waveform = audio_transform.inverse(output['audio'].float().cpu())
+            output.update(video=output['video'].float(), audio=output['audio'].float())
+            waveform = audio_transform.inverse(output['audio'].cpu())
             path = osp.join(args.out, f'sample_{index:04d}.mp4')
             write_mp4(path, to_uint8_frames(output['video']), audio_transform.fps,
                       waveform[0].numpy(), audio_transform.sample_rate)

@@ -17,6 +17,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from 
 
 import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
@@ -36,6 +37,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='override config values, e.g. train_cfg.max_iters=4')
     parser.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
                         help='job launcher: "pytorch" under torchrun')
+    parser.add_argument('--compile', nargs='?', const='default', default=None, metavar='MODE',
+                        help='torch.compile the generator networks (models with '
+                             'compile_generators(), e.g. PAVDiT); MODE: default, '
+                             'reduce-overhead (CUDA graphs), max-autotune')
     return parser.parse_args(argv)
 
 
@@ -78,6 +83,12 @@ def main(argv=None) -> None:
         init_cpu_distributed(cfg)
     os.makedirs(cfg.work_dir, exist_ok=True)
     runner = RUNNERS.build(cfg) if flexible else Runner.from_cfg(cfg)
+    if args.compile:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        if not hasattr(model, 'compile_generators'):
+            raise SystemExit(f'--compile: {type(model).__name__} ({args.config}) has no '
+                             f'compile_generators(); PAVDiT has')
+        model.compile_generators(mode=args.compile)
     runner.train()
 
 

@@ -253,6 +253,15 @@ class PAVDiT(MultiPhaseModel):
         with full_parameters(forward):
             self.update_ema()
 
+    def compile_generators(self, **compile_kwargs) -> None:
+        """``torch.compile`` the generator and its EMA copy in place (``nn.Module.compile``: the
+        state-dict keys stay as they are, so checkpoints are unchanged). Compilation happens on
+        the first call; ``mode='reduce-overhead'`` adds CUDA graphs, whose shapes are static here
+        (one canvas shape per batch size). The autoencoder and conditioner run once per sample
+        and stay eager."""
+        for network in (self.generator, self.ema_generator):
+            network.compile(**compile_kwargs)
+
     def fsdp_ignored_modules(self) -> List[nn.Module]:
         """Kept whole outside FSDP's shards: the frozen autoencoder and text encoder (no gradients
         to shard) and the EMA copy (updated from gathered weights)."""
