@@ -39,6 +39,15 @@ def test_config_builds_components_by_name_in_a_fresh_process():
     assert 'TinyAttentionRegressor SelfAttention 64' in out
 
 
+def test_any_module_can_be_the_first_import():
+    # A scheduler module imported first used to meet a half-imported DDPM (registry -> models ->
+    # baselines -> DPM-Solver -> ddpm); pavdit/__init__ now imports the registries first.
+    out = run_tool('-c', 'from pavdit.diffusion.flow import ReflectedFlow\n'
+                         'from pavdit.diffusion import DiffusionScheduler\n'
+                         'print(issubclass(ReflectedFlow, DiffusionScheduler))').stdout
+    assert out.strip() == 'True'
+
+
 def test_kernel_listing_command_from_the_issue():
     out = run_tool('-c', 'from pavdit.registry import ATTENTION_KERNELS as K; '
                          'print(sorted(K.module_dict))').stdout
