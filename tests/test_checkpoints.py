@@ -88,6 +88,13 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ['latest.pth']  # no temp file left behind
 
 
+def test_atomic_writes_get_the_mode_a_plain_open_gives(tmp_path):
+    plain = tmp_path / 'plain.bin'
+    plain.write_bytes(b'x')
+    checkpoint_io.atomic_write(tmp_path / 'atomic.bin', b'x')  # not mkstemp's private 0600
+    assert (tmp_path / 'atomic.bin').stat().st_mode == plain.stat().st_mode
+
+
 _PATCH_STATE = """
 import torch
 from mmengine.fileio.backends import backends
@@ -119,3 +126,17 @@ def test_importing_pavdit_patches_nothing_until_install():
     assert after_import == before
     assert after_install == ['pavdit.utils.checkpoint_io', 'AtomicLocalBackend', '_history_buffer_state', 'True',
                              before[-1]]
+
+
+def test_random_states_of_another_world_size_are_kept_out_with_a_warning(monkeypatch):
+    import logging
+
+    from pavdit.engine import hooks
+    logged = []
+    monkeypatch.setattr(hooks, 'print_log', lambda msg, **kwargs: logged.append((msg, kwargs)))
+    hook = hooks.RandomStateHook()
+    hook.after_load_checkpoint(runner=None, checkpoint={'random_state': [{}, {}]})
+    assert hook._pending is None
+    (message, kwargs), = logged
+    assert 'random states of 2 processes, this run has 1' in message
+    assert kwargs['level'] == logging.WARNING  # an int: mmengine refuses level='WARNING'

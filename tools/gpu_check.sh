@@ -3,7 +3,8 @@
 # install the wheels prepared with ../shared/device/fetch_wheels.sh into /tmp/site, then
 #   1. the MDSA under torchrun with NCCL DDP and bf16 (--amp), through both training stages;
 #   2. the tiny PAV-DiT sharded by FSDP (FlexibleRunner) from that MDSA, with bf16, then resumed;
-#   3. the GPU tests; 4. the paper-preset benchmark; 5. the MDSA training memory at 256x256x16.
+#   3. the GPU tests; 4. the paper-preset benchmark, then its generator rows compiled (MFU);
+#   5. the MDSA training memory at 256x256x16.
 # Everything fits the 10-minute call limit; results go to $OUT (or ./gpu_out). With the argument
 # `distributed`, only steps 1 and 2 run.
 #   run(command="bash tools/gpu_check.sh", carry=[".whl"], timeout_s=590)
@@ -55,6 +56,10 @@ timeout 120 python3 -m pytest -q -m gpu tests/ 2>&1 | tee "$OUT/gpu_tests.log"
 echo "== 4. benchmark"
 timeout 170 python3 tools/benchmark.py --preset paper --device cuda --runs 3 --warmup 1 \
   --attention --out "$OUT/benchmark.md" 2>&1 | tee "$OUT/benchmark.log"
+echo "== 4b. compiled generator rows (CUDA graphs), MFU against the data-sheet peak"
+timeout 150 python3 tools/benchmark.py --preset paper --device cuda --runs 3 --warmup 2 \
+  --models pavdit pavdit_star --compile reduce-overhead --sample-batch 8 \
+  --out "$OUT/benchmark_compiled.md" 2>&1 | tee "$OUT/benchmark_compiled.log"
 echo "== 5. MDSA memory"
 timeout 60 python3 tools/profile_memory.py configs/mdsa/mdsa_landscape.py --resolution 256 \
   --device cuda --amp 2>&1 | tail -1 | tee "$OUT/mdsa_memory.txt"

@@ -19,14 +19,13 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import torch  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from pavdit.data.frame_transforms import letterbox  # noqa: E402
-from pavdit.data.media import read_clip, write_mp4  # noqa: E402
-from pavdit.data.preview import save_preview_png, to_uint8_frames  # noqa: E402
+from pavdit.data.media import read_clip  # noqa: E402
 from pavdit.engine.checkpoints import load_model_for_tool  # noqa: E402
-from pavdit.registry import TRANSFORMS  # noqa: E402
+from pavdit.engine.sampling import video_like_audio, write_sample  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -54,13 +53,6 @@ def parse_args(argv=None):
                              'CUDA graphs, max-autotune); the first batch pays for compiling')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return parser.parse_args(argv)
-
-
-def video_like_audio(cfg: Config):
-    """The config's mel-frame transform (dataset bases define video_like_audio, fps, sample_rate)."""
-    return TRANSFORMS.build(dict(cfg.get('video_like_audio', dict(type='VideoLikeAudio')),
-                                 sample_rate=cfg.get('sample_rate', 16000),
-                                 fps=cfg.get('fps', 10)))
 
 
 def known_latents(model, audio_transform, source: str, count: int, mode: str) -> dict:
@@ -101,15 +93,11 @@ def main(argv=None) -> None:
         for i, output in enumerate(outputs):
             index = done + i
             output.update(video=output['video'].float(), audio=output['audio'].float())
-            waveform = audio_transform.inverse(output['audio'].cpu())
-            path = osp.join(args.out, f'sample_{index:04d}.mp4')
-            write_mp4(path, to_uint8_frames(output['video']), audio_transform.fps,
-                      waveform[0].numpy(), audio_transform.sample_rate)
             condition = texts[i] if texts else (int(ids[i]) if ids is not None else '')
-            save_preview_png(output['video'].cpu(), output['audio'].cpu(),
-                             osp.join(args.out, f'sample_{index:04d}.png'),
-                             title=f'sample {index}: {condition!r} ({args.mode})')
-            records.append(dict(file=osp.basename(path), condition=condition, seed=args.seed,
+            path, _ = write_sample(output, audio_transform,
+                                   osp.join(args.out, f'sample_{index:04d}'),
+                                   title=f'sample {index}: {condition!r} ({args.mode})')
+            records.append(dict(file=path.name, condition=condition, seed=args.seed,
                                 mode=args.mode))
         done += count
         progress.update(count)

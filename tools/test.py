@@ -30,7 +30,7 @@ from tqdm import tqdm  # noqa: E402
 from pavdit.data import read_items, sounding_video_collate  # noqa: E402
 from pavdit.engine.checkpoints import checkpoint_meta, load_model_for_tool  # noqa: E402
 from pavdit.registry import DATASETS  # noqa: E402
-from tools.sample import video_like_audio  # noqa: E402
+from pavdit.engine.sampling import video_like_audio  # noqa: E402
 
 GENERATOR_DEFAULT = [dict(type='SyncMetric')]
 AUTOENCODER_DEFAULT = [dict(type='ReconstructionMetric'), dict(type='SyncMetric')]

@@ -24,7 +24,9 @@ model_wrapper_cfg = dict(type='pavdit.ModelStepDistributedDataParallel')
 
 log_processor = dict(by_epoch=False, window_size=10)
 log_level = 'INFO'
-vis_backends = [dict(type='LocalVisBackend')]
+# Scalars go to both: vis_data/scalars.json (read by tests and tools) and TensorBoard event files
+# in the same folder, where ClipLoggingHook also writes its clips (docs/getting_started.md).
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 
 load_from = None

@@ -26,3 +26,4 @@ train_cfg = dict(max_iters=300, val_interval=100)
 optim_wrapper = dict(generator=dict(optimizer=dict(lr=1e-3)),
                      discriminator=dict(optimizer=dict(lr=1e-3)))
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=100))
+custom_hooks = [dict(type='ClipLoggingHook', interval=150)]  # twice a 300-iteration run

@@ -12,7 +12,8 @@ model = dict(
 train_dataloader = dict(batch_size=8, dataset=dict(resolution=32, num_items=16))
 train_cfg = dict(max_iters=600)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-custom_hooks = [dict(type='FitLatentStatsHook', num_batches=2)]
+custom_hooks = [dict(type='ClipLoggingHook', interval=300),  # twice a 600-iteration run
+                dict(type='FitLatentStatsHook', num_batches=2)]
 default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval=200))
 val_dataloader = None
 val_cfg = None

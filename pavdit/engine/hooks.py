@@ -1,5 +1,6 @@
 """Training hooks."""
 import itertools
+import logging
 import random
 from typing import Optional
 
@@ -63,7 +64,8 @@ class FitLatentStatsHook(Hook):
                           f'outside the fitted reflection box (more than '
                           f'{100 * self.max_outside:.0f}%); fit on more batches '
                           f'(FitLatentStatsHook.num_batches) or widen '
-                          f'LatentNormalizer.bound_margin', logger='current', level='WARNING')
+                          f'LatentNormalizer.bound_margin', logger='current',
+                          level=logging.WARNING)
 
 
 @HOOKS.register_module()
@@ -111,7 +113,7 @@ class RandomStateHook(Hook):
         if len(states) != dist.get_world_size():
             print_log(f'checkpoint holds random states of {len(states)} processes, this run has '
                       f'{dist.get_world_size()}: keeping fresh states', logger='current',
-                      level='WARNING')
+                      level=logging.WARNING)
             return
         self._pending = states[dist.get_rank()]
 

@@ -12,3 +12,5 @@ optim_wrapper = dict(
     discriminator=dict(type='SkipNonFiniteOptimWrapper',
                        optimizer=dict(type='Adam', lr=1e-4, betas=(0.5, 0.9))),
 )
+# Reconstructions in TensorBoard, at the validation interval.
+custom_hooks = [dict(type='ClipLoggingHook', interval=5000)]
