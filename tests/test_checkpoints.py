@@ -100,8 +100,10 @@ import torch
 from mmengine.fileio.backends import backends
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.registry import MODELS
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 print(CheckpointLoader._schemes[''].__module__, backends['local'].__name__,
+      Runner._init_model_weights.__module__,
       HistoryBuffer.__getstate__.__qualname__,
       getattr(MODELS.build_func, '_suggests_names', False),
       len(torch.serialization.get_safe_globals()))
@@ -124,8 +126,9 @@ def test_importing_pavdit_patches_nothing_until_install():
             [sys.executable, '-c', script], capture_output=True, text=True, check=True,
             cwd=REPO_ROOT).stdout.splitlines())
     assert after_import == before
-    assert after_install == ['pavdit.utils.checkpoint_io', 'AtomicLocalBackend', '_history_buffer_state', 'True',
-                             before[-1]]
+    assert after_install == ['pavdit.utils.checkpoint_io', 'AtomicLocalBackend',
+                             'pavdit.engine.compat', '_history_buffer_state', 'True', before[-1]]
+
 
 
 def test_random_states_of_another_world_size_are_kept_out_with_a_warning(monkeypatch):

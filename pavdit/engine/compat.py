@@ -2,7 +2,7 @@
 
 Importing pavdit changes nothing in mmengine or torch. A program that runs an mmengine Runner on
 pavdit checkpoints calls :func:`install` once before building it (tools/train.py and tools/ablate.py
-do, and so does the test suite's conftest). It is idempotent and does four things:
+do, and so does the test suite's conftest). It is idempotent and does five things:
 
 - every mmengine local checkpoint load goes through
   :func:`pavdit.utils.checkpoint_io.load_checkpoint_file` (``weights_only=True`` with an explicit
@@ -13,13 +13,20 @@ do, and so does the test suite's conftest). It is idempotent and does four thing
 - ``HistoryBuffer`` is pickled without its statistics-method table (see
   :func:`_history_buffer_state`), so the checkpoints the Runner writes load under the allow-list;
 - mmengine's root registries answer an unknown ``type`` with the closest registered names, as
-  pavdit's own registries always do (:func:`pavdit.registry.suggest_close_names`).
+  pavdit's own registries always do (:func:`pavdit.registry.suggest_close_names`);
+- the Runner's start-of-training weight broadcast skips state-dict entries that are not tensors
+  (:func:`_init_model_weights`): PAV-DiT's ``_extra_state`` (its autoencoder's architecture)
+  made every multi-process generator run fail before its first step.
 """
 from pathlib import Path
 from typing import Union
 
+import torch
+from mmengine.dist import broadcast
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
 from mmengine.runner.checkpoint import CheckpointLoader
 
 from pavdit.registry import suggest_close_names
@@ -37,6 +44,22 @@ def _history_buffer_state(self: HistoryBuffer) -> dict:
     rebuilt at import (``register_statistics`` runs then), so nothing is lost by leaving it out.
     """
     return {key: value for key, value in self.__dict__.items() if key != 'statistics_methods'}
+
+
+def _init_model_weights(self: Runner) -> None:
+    """mmengine's ``Runner._init_model_weights``, broadcasting only the tensors of the state dict.
+
+    mmengine broadcasts every state-dict value from rank 0 so all ranks start alike; a value that
+    is not a tensor (a module's ``get_extra_state``, e.g. PAV-DiT's autoencoder architecture, the
+    same on every rank because every rank builds it from the same config) made ``broadcast``
+    raise TypeError.
+    """
+    model = self.model.module if is_model_wrapper(self.model) else self.model
+    if hasattr(model, 'init_weights'):
+        model.init_weights()
+        for value in model.state_dict().values():
+            if torch.is_tensor(value):
+                broadcast(value)
 
 
 class AtomicLocalBackend(LocalBackend):
@@ -62,6 +85,7 @@ def install() -> None:
     # prefixes='': plain paths (no scheme) are what mmengine resolves to the 'local' backend.
     register_backend('local', AtomicLocalBackend, force=True, prefixes='')
     suggest_close_names(mmengine_roots=True)
+    Runner._init_model_weights = _init_model_weights
     _installed = True
 
 
