@@ -1,4 +1,5 @@
 """Shared test fixtures."""
+import http.client
 import os
 import random
 import subprocess
@@ -51,3 +52,16 @@ def run_tool(*args: str, cwd: Path = REPO_ROOT, timeout: float = 600, env: dict 
                              f'--- stdout ---\n{proc.stdout[-4000:]}\n'
                              f'--- stderr ---\n{proc.stderr[-4000:]}')
     return proc
+
+
+def http_request(server, method: str, path: str, body: bytes = None, headers: dict = None,
+                 timeout: float = 30):
+    """(status, headers, body) of one raw request to a served ``server`` (http.client sends the
+    path as given, ``../`` included)."""
+    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=timeout)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()

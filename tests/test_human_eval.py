@@ -3,7 +3,6 @@
 Expected numbers are worked out by hand in the comments, never taken from the code under test.
 """
 import contextlib
-import http.client
 import json
 import math
 import os
@@ -27,7 +26,7 @@ from pavdit.evaluation.human_study.server import StudyServer
 from pavdit.evaluation.human_study.study import (STUDY_FORMAT, SUBMISSION_FORMAT, StudyError,
                                                  load_key)
 from pavdit.evaluation.human_study.submissions import SubmissionError, load_submission
-from tests.conftest import run_tool
+from tests.conftest import http_request, run_tool
 
 METHODS = {'AlphaMethod': 'thunder', 'BetaMethod': 'rain'}  # name -> synthetic class
 CHROMIUM, CHROMEDRIVER = Path('/usr/bin/chromium'), Path('/usr/bin/chromedriver')
@@ -261,40 +260,29 @@ def server(study, tmp_path):
         yield running
 
 
-def _request(server, method, path, body=None, headers=None):
-    """A raw request (http.client sends the path as given, ``../`` included)."""
-    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=10)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
-
-
 def _post(server, data):
     body = data if isinstance(data, bytes) else json.dumps(data).encode()
-    status, _, payload = _request(server, 'POST', '/submit', body,
+    status, _, payload = http_request(server, 'POST', '/submit', body,
                                   {'Content-Type': 'application/json'})
     return status, json.loads(payload)
 
 
 def test_server_serves_the_page_and_media_with_ranges(server):
-    status, headers, body = _request(server, 'GET', '/')
+    status, headers, body = http_request(server, 'GET', '/')
     assert status == 200 and headers['Content-Type'].startswith('text/html')
     assert b'id="study-config"' in body
     media = server.study_dir / 'media' / 'item_001.mp4'
     data = media.read_bytes()
-    status, headers, body = _request(server, 'GET', '/media/item_001.mp4')
+    status, headers, body = http_request(server, 'GET', '/media/item_001.mp4')
     assert (status, headers['Content-Type'], body) == (200, 'video/mp4', data)
-    status, headers, body = _request(server, 'GET', '/media/item_001.mp4',
+    status, headers, body = http_request(server, 'GET', '/media/item_001.mp4',
                                      headers={'Range': 'bytes=10-19'})
     assert (status, body) == (206, data[10:20])
     assert headers['Content-Range'] == f'bytes 10-19/{len(data)}'
-    status, _, body = _request(server, 'GET', '/media/item_001.mp4',
+    status, _, body = http_request(server, 'GET', '/media/item_001.mp4',
                                headers={'Range': 'bytes=-7'})
     assert (status, body) == (206, data[-7:])
-    status, headers, _ = _request(server, 'GET', '/media/item_001.mp4',
+    status, headers, _ = http_request(server, 'GET', '/media/item_001.mp4',
                                   headers={'Range': f'bytes={len(data)}-'})
     assert status == 416 and headers['Content-Range'] == f'bytes */{len(data)}'
 
@@ -305,7 +293,7 @@ def test_server_refuses_the_key_and_paths_outside_the_study(server):
     for path in ('/study.json', '/../study.json', '/media/../study.json', '/%2e%2e/study.json',
                  '/../secret.txt', '/media/%2e%2e/%2e%2e/secret.txt', '/responses/',
                  '/media/', '/media/item_999.mp4'):
-        status, _, body = _request(server, 'GET', path)
+        status, _, body = http_request(server, 'GET', path)
         assert status == 404, path
         assert b'not part of the study page' in body and source not in body, path
         assert b'outside' not in body and b'"items"' not in body, path

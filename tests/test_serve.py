@@ -17,7 +17,7 @@ from torch import nn
 
 from pavdit.engine.sampling_server import ClipSampler, SamplingServer, check_host
 from pavdit.registry import MODELS, TRANSFORMS
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, http_request
 from tests.mdsa_helpers import small_model_cfg
 from tests.test_human_eval import chromium  # noqa: F401 (the headless-browser fixture)
 
@@ -107,20 +107,9 @@ def _serving(sampler, **options):
             running.shutdown()
 
 
-def _request(server, method, path, body=None, headers=None):
-    """A raw request (http.client sends the path as given, ``../`` included)."""
-    connection = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
-
-
 def _generate(server, data):
     body = data if isinstance(data, bytes) else json.dumps(data).encode()
-    status, _, payload = _request(server, 'POST', '/api/generate', body,
+    status, _, payload = http_request(server, 'POST', '/api/generate', body,
                                   {'Content-Type': 'application/json'})
     return status, json.loads(payload)
 
@@ -139,13 +128,13 @@ def _decoded(path):
 
 def test_model_description_tells_the_page_what_to_offer(class_sampler, text_sampler):
     with _serving(class_sampler) as server:
-        status, headers, body = _request(server, 'GET', '/api/model')
+        status, headers, body = http_request(server, 'GET', '/api/model')
         assert status == 200 and headers['Content-Type'].startswith('application/json')
         info = json.loads(body)
-        status, headers, page = _request(server, 'GET', '/')
+        status, headers, page = http_request(server, 'GET', '/')
         assert status == 200 and headers['Content-Type'].startswith('text/html')
         assert b'id="generate-form"' in page
-        status, headers, _ = _request(server, 'HEAD', '/app.js')
+        status, headers, _ = http_request(server, 'HEAD', '/app.js')
         assert status == 200 and headers['Content-Type'].startswith('text/javascript')
     assert info == dict(ok=True, model='tiny-class', conditioning='class', classes=CLASSES,
                         default_steps=4, default_guidance=2.0, clip_seconds=CLIP_SECONDS,
@@ -166,13 +155,13 @@ def test_a_generation_is_a_playable_clip_with_sound_and_a_preview(class_sampler)
         frames, seconds, decoded = _decoded(mp4)
         assert (frames, seconds) == (4, CLIP_SECONDS) and 0 <= decoded - seconds < 1024 / 16000
         data = mp4.read_bytes()
-        status, headers, body = _request(server, 'GET', answer['video'])
+        status, headers, body = http_request(server, 'GET', answer['video'])
         assert (status, headers['Content-Type'], body) == (200, 'video/mp4', data)
-        status, headers, body = _request(server, 'GET', answer['video'],
+        status, headers, body = http_request(server, 'GET', answer['video'],
                                          headers={'Range': 'bytes=100-199'})
         assert (status, body) == (206, data[100:200])
         assert headers['Content-Range'] == f'bytes 100-199/{len(data)}'
-        status, headers, body = _request(server, 'GET', answer['preview'])
+        status, headers, body = http_request(server, 'GET', answer['preview'])
         assert status == 200 and headers['Content-Type'] == 'image/png'
         assert body.startswith(b'\x89PNG')
     record = json.loads((class_sampler.out_dir / 'clip_0000.json').read_text())
@@ -253,7 +242,7 @@ def test_bad_requests_are_refused_with_a_message(class_sampler, text_sampler):
             status, answer = _generate(server, b'{' + b' ' * 70_000 + b'}')
             assert status == 413 and 'request of 70002 bytes exceeds the limit' in \
                 answer['error']
-            status, _, body = _request(server, 'POST', '/api/generate', b'{}',
+            status, _, body = http_request(server, 'POST', '/api/generate', b'{}',
                                        {'Transfer-Encoding': 'chunked'})
             assert status == 411 and b'Content-Length' in body
         assert not any(sampler.out_dir.iterdir())  # nothing generated
@@ -279,13 +268,13 @@ def test_only_the_page_the_api_and_generated_clips_are_served(class_sampler):
                      '/files/%2e%2e/secret.txt', '/../secret.txt', '/files/', '/files',
                      '/clip_0000.mp4', '/files/clip_0001.mp4', '/sampling_server.py',
                      '/api/generate', '/api/', '/%2e%2e/sampling_server.py'):
-            status, _, body = _request(server, 'GET', path)
+            status, _, body = http_request(server, 'GET', path)
             assert status == 404 and b'not found (served: the page' in body, path
             assert b'private' not in body and b'outside' not in body, path
-        status, _, body = _request(server, 'POST', '/api/model', b'{}')
+        status, _, body = http_request(server, 'POST', '/api/model', b'{}')
         assert status == 404 and b'POST only to /api/generate' in body
         (out / 'clip_0000.png').unlink()  # deleted by the user meanwhile
-        assert _request(server, 'GET', '/files/clip_0000.png')[0] == 404
+        assert http_request(server, 'GET', '/files/clip_0000.png')[0] == 404
 
 
 def test_status_reports_progress_while_generating(class_sampler):
@@ -294,13 +283,13 @@ def test_status_reports_progress_while_generating(class_sampler):
     def watch(module, inputs, output):  # runs before the sampler's own step counter
         seen.append(class_sampler.status())
         if len(seen) == 2:  # the server answers while a generation runs
-            seen.append(json.loads(_request(server, 'GET', '/api/status')[2]))
+            seen.append(json.loads(http_request(server, 'GET', '/api/status')[2]))
 
     hook = class_sampler.model.ema_generator.register_forward_hook(watch)
     try:
         with _serving(class_sampler) as server:
             assert _generate(server, dict(label=1, steps=3))[0] == 200
-            after = json.loads(_request(server, 'GET', '/api/status')[2])
+            after = json.loads(http_request(server, 'GET', '/api/status')[2])
     finally:
         hook.remove()
     assert [(s['busy'], s['step'], s['steps']) for s in seen] == [

@@ -259,13 +259,7 @@ class SamplingRequestHandler(LocalRequestHandler):
     """Handles the routes of the module docstring for ``self.server`` (a SamplingServer)."""
     server_version = 'pavdit-serve'
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self._get(head=False)
-
-    def do_HEAD(self):  # noqa: N802
-        self._get(head=True)
-
-    def _get(self, head: bool) -> None:
+    def answer_get(self, head: bool) -> None:
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         sampler = self.server.sampler
         clip = sampler.files.get(path.removeprefix('/files/')) if path.startswith('/files/') \

@@ -75,6 +75,16 @@ class LocalRequestHandler(BaseHTTPRequestHandler):
         if not self.server.quiet:
             super().log_message(format, *args)
 
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        self.answer_get(head=False)
+
+    def do_HEAD(self):  # noqa: N802
+        self.answer_get(head=True)
+
+    def answer_get(self, head: bool) -> None:
+        """Abstract: answer a GET (``head=False``) or a HEAD (headers only)."""
+        raise NotImplementedError(f'{type(self).__name__} must define answer_get(head)')
+
     def send_json(self, status: HTTPStatus, payload: dict, close: bool = False,
                   head: bool = False) -> None:
         body = json.dumps(payload).encode()

@@ -39,13 +39,7 @@ class StudyRequestHandler(LocalRequestHandler):
     """Handles the routes of the module docstring for ``self.server`` (a StudyServer)."""
     server_version = 'pavdit-human-eval'
 
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self._send_public(head=False)
-
-    def do_HEAD(self):  # noqa: N802
-        self._send_public(head=True)
-
-    def _send_public(self, head: bool) -> None:
+    def answer_get(self, head: bool) -> None:
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
         file = self.server.public.get(path)
         if file is None:
