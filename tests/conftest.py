@@ -1,6 +1,8 @@
 """Shared test fixtures."""
+import contextlib
 import http.client
 import os
+import threading
 import random
 import subprocess
 import sys
@@ -65,3 +67,14 @@ def http_request(server, method: str, path: str, body: bytes = None, headers: di
         return response.status, dict(response.getheaders()), response.read()
     finally:
         connection.close()
+
+
+@contextlib.contextmanager
+def serving(server):
+    """``server`` (a LocalHTTPServer, e.g. on port 0) answering from a thread while open."""
+    with server as running:
+        threading.Thread(target=running.serve_forever, args=(0.05,), daemon=True).start()
+        try:
+            yield running
+        finally:
+            running.shutdown()

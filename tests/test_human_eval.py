@@ -2,14 +2,12 @@
 
 Expected numbers are worked out by hand in the comments, never taken from the code under test.
 """
-import contextlib
 import json
 import math
 import os
 import re
 import shutil
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +24,7 @@ from pavdit.evaluation.human_study.server import StudyServer
 from pavdit.evaluation.human_study.study import (STUDY_FORMAT, SUBMISSION_FORMAT, StudyError,
                                                  load_key)
 from pavdit.evaluation.human_study.submissions import SubmissionError, load_submission
-from tests.conftest import http_request, run_tool
+from tests.conftest import http_request, run_tool, serving
 
 METHODS = {'AlphaMethod': 'thunder', 'BetaMethod': 'rain'}  # name -> synthetic class
 CHROMIUM, CHROMEDRIVER = Path('/usr/bin/chromium'), Path('/usr/bin/chromedriver')
@@ -240,15 +238,9 @@ def test_build_names_the_offending_argument(sample_dirs, tmp_path):
 
 # --- server ---------------------------------------------------------------------------------
 
-@contextlib.contextmanager
 def _serving(folder, **options):
     """``folder`` served from a thread on an ephemeral loopback port."""
-    with StudyServer(folder, port=0, quiet=True, **options) as running:
-        threading.Thread(target=running.serve_forever, args=(0.05,), daemon=True).start()
-        try:
-            yield running
-        finally:
-            running.shutdown()
+    return serving(StudyServer(folder, port=0, quiet=True, **options))
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The sampling page (tools/serve.py): its JSON API in-process around tiny PAV-DiTs, the tool on a
 saved checkpoint, and the page in a real browser."""
-import contextlib
 import http.client
 import json
 import re
@@ -17,7 +16,7 @@ from torch import nn
 
 from pavdit.engine.sampling_server import ClipSampler, SamplingServer, check_host
 from pavdit.registry import MODELS, TRANSFORMS
-from tests.conftest import REPO_ROOT, http_request
+from tests.conftest import REPO_ROOT, http_request, serving
 from tests.mdsa_helpers import small_model_cfg
 from tests.test_human_eval import chromium  # noqa: F401 (the headless-browser fixture)
 
@@ -96,15 +95,9 @@ def text_sampler(text_model, tmp_path):
                        name='tiny-text')
 
 
-@contextlib.contextmanager
 def _serving(sampler, **options):
     """``sampler`` served from a thread on an ephemeral loopback port."""
-    with SamplingServer(sampler, port=0, quiet=True, **options) as running:
-        threading.Thread(target=running.serve_forever, args=(0.05,), daemon=True).start()
-        try:
-            yield running
-        finally:
-            running.shutdown()
+    return serving(SamplingServer(sampler, port=0, quiet=True, **options))
 
 
 def _generate(server, data):
