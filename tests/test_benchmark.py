@@ -28,7 +28,8 @@ def test_benchmark_writes_all_six_rows_and_the_studies(tmp_path):
         # Train: batch 1 (tiny preset) x 3 forwards; sample: every network call of 2 steps.
         flop_per_item = 2 * row['gflops'] / 1e3
         assert row['train_tflop'] == pytest.approx(3 * flop_per_item)
-        assert row['sample_tflop'] >= 2 * flop_per_item and row['batched_samples_per_s'] > 0
+        assert row['sample_tflop'] / flop_per_item >= 2 - 1e-9  # (rounding of the products)
+        assert row['batched_samples_per_s'] > 0
     assert 'train TFLOP/s (MFU) | sample TFLOP/s (MFU) | samples/s at batch 4' in report
     assert 'train vs PAV-DiT' in report and '%) |' in report and 'nan' not in report
     counts = results['paper_parameters']
