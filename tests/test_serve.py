@@ -273,7 +273,7 @@ def test_only_the_page_the_api_and_generated_clips_are_served(class_sampler):
 def test_status_reports_progress_while_generating(class_sampler):
     seen = []
 
-    def watch(module, inputs, output):  # runs before the sampler's own step counter
+    def watch(module, inputs, output):  # runs before the sampler's step callback
         seen.append(class_sampler.status())
         if len(seen) == 2:  # the server answers while a generation runs
             seen.append(json.loads(http_request(server, 'GET', '/api/status')[2]))

@@ -199,15 +199,9 @@ class ClipSampler:
             stem = self._new_stem()
             self._run = dict(step=0, steps=request['steps'], started=time.monotonic())
             condition = request.get('prompt', request.get('class_name', 'unconditional'))
-            # Every sampler step is one call of the EMA generator (classifier-free guidance runs
-            # both branches in one doubled batch), so counting its calls counts the steps.
-            hook = self.model.ema_generator.register_forward_hook(self._count_step)
-            try:
-                write_sample(self._sample(request), self.audio_transform, stem,
-                             title=f'{stem.name}: {condition!r}, seed {request["seed"]}, '
-                                   f'{request["steps"]} steps, guidance {request["guidance"]:g}')
-            finally:
-                hook.remove()
+            write_sample(self._sample(request), self.audio_transform, stem,
+                         title=f'{stem.name}: {condition!r}, seed {request["seed"]}, '
+                               f'{request["steps"]} steps, guidance {request["guidance"]:g}')
             seconds = round(time.monotonic() - self._run['started'], 3)
             names = [f'{stem.name}.mp4', f'{stem.name}.png']
             Path(f'{stem}.json').write_text(json.dumps(
@@ -216,8 +210,9 @@ class ClipSampler:
             return dict(request, video=f'/files/{names[0]}', preview=f'/files/{names[1]}',
                         seconds=seconds)
 
-    def _count_step(self, module, inputs, output) -> None:
-        self._run['step'] += 1
+    def _count_step(self, index: int, canvas: torch.Tensor) -> None:
+        """The sampler's callback after step ``index`` (0-based)."""
+        self._run['step'] = index + 1
 
     def _new_stem(self) -> Path:
         """``out_dir/clip_NNNN`` with the first number no file of the folder uses (a failed
@@ -235,7 +230,8 @@ class ClipSampler:
         with torch.no_grad(), torch.autocast(device.type, torch.bfloat16, enabled=self.bf16):
             (output,) = self.model.sample(1, labels=labels, texts=texts,
                                           num_steps=request['steps'],
-                                          guidance_scale=request['guidance'], generator=generator)
+                                          guidance_scale=request['guidance'],
+                                          generator=generator, callback=self._count_step)
         output.update(video=output['video'].float(), audio=output['audio'].float())
         return output
 

@@ -12,7 +12,7 @@ video-to-audio hold the known modality's planes fixed (re-noised to the current 
 """
 import copy
 import os
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine import dist
@@ -295,7 +295,8 @@ class PAVDiT(MultiPhaseModel):
                known_latents: Optional[Dict[str, torch.Tensor]] = None,
                num_steps: Optional[int] = None, guidance_scale: Optional[float] = None,
                generator: Optional[torch.Generator] = None, use_ema: bool = True,
-               progress: bool = False, decode: bool = True) -> List[dict]:
+               progress: bool = False, decode: bool = True,
+               callback: Optional[Callable[[int, torch.Tensor], None]] = None) -> List[dict]:
         """Generate ``num_samples`` clips.
 
         Args:
@@ -304,6 +305,7 @@ class PAVDiT(MultiPhaseModel):
                 ``known_latents`` holding the known modality's planes, e.g. from ``encode``).
             num_steps, guidance_scale: sampler settings (defaults: scheduler's, model's).
             generator: torch.Generator for the noise (reproducible samples).
+            callback: ``callback(step_index, canvas)`` after every sampler step (progress).
 
         Returns one dict per sample: ``video`` (3, T, H, W), ``audio`` (1, T, Ha, Wa) in [-1, 1]
         (when ``decode``) and ``latents`` (the six planes).
@@ -341,7 +343,7 @@ class PAVDiT(MultiPhaseModel):
             condition=condition, null_condition=null,
             guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
             num_steps=num_steps, known=known, known_mask=known_mask, generator=generator,
-            progress=progress, bounds=self.canvas_bounds(num_samples))
+            progress=progress, bounds=self.canvas_bounds(num_samples), callback=callback)
         latents = self.from_canvas(canvas * mask)
         outputs = [dict(latents={k: v[i] for k, v in latents.items()})
                    for i in range(num_samples)]
